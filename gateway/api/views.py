@@ -1,0 +1,119 @@
+"""REST views. They hold no SQL: each calls a domain function scoped to the caller's account."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+import psycopg.errors
+from flask import Blueprint, request
+
+from gateway import accounts, contacts
+from gateway.api.schemas import ApiKeyCreate, ContactCreate
+from gateway.http import api, json_body, parse_uuid
+from gateway.problems import Problem
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+
+def _key_view(row: dict) -> dict:
+    return {k: row[k] for k in ("id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")}
+
+
+@bp.get("/account")
+@api(scope=None)
+def whoami(conn, principal):
+    account = accounts.get_account(conn, account_id=principal.account_id)
+    return {"id": account["id"], "name": account["name"], "timezone": account["timezone"],
+            "api_key": {"id": principal.key_id, "scopes": sorted(principal.scopes)}}
+
+
+@bp.get("/api-keys")
+@api(scope="admin")
+def list_keys(conn, principal):
+    return {"data": [_key_view(r) for r in accounts.list_api_keys(conn, account_id=principal.account_id)]}
+
+
+@bp.post("/api-keys")
+@api(scope="admin")
+def create_key(conn, principal):
+    body = json_body(ApiKeyCreate())
+    row, secret = accounts.create_api_key(conn, account_id=principal.account_id, name=body["name"],
+                                          scopes=body["scopes"], actor=principal.actor)
+    return dict(_key_view(row), key=secret, note="store this key now: it is not shown again"), 201
+
+
+@bp.delete("/api-keys/<key_id>")
+@api(scope="admin")
+def revoke_key(conn, principal, key_id):
+    row = accounts.revoke_api_key(conn, account_id=principal.account_id, key_id=parse_uuid(key_id, "API key"),
+                                  actor=principal.actor)
+    if row is None:
+        raise Problem(404, "Not Found", f"no API key with id {key_id} in this account")
+    return _key_view(row)
+
+
+def _cursor(contact: dict) -> str:
+    raw = f"{contact['created_at'].isoformat()}|{contact['id']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _parse_cursor(value: str):
+    try:
+        created, _, cid = base64.urlsafe_b64decode(value.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), parse_uuid(cid, "cursor")
+    except (ValueError, UnicodeDecodeError, Problem):
+        raise Problem(400, "Bad Cursor", "the 'before' cursor is not one this API returned; "
+                      "start again without it", slug="bad-cursor") from None
+
+
+@bp.post("/contacts")
+@api(scope="contacts:write")
+def create_contact(conn, principal):
+    body = json_body(ContactCreate())
+    idents = [(i["kind"], i["address"]) for i in body["identities"]]
+    for kind, address in idents:
+        if contacts.find_by_identity(conn, account_id=principal.account_id, kind=kind, address=address):
+            raise Problem(409, "Conflict", f"a contact with this {kind} already exists in the account; "
+                          f"look it up instead of creating it again", slug="contact-exists")
+    try:
+        contact = contacts.create_contact(conn, account_id=principal.account_id, name=body.get("name"),
+                                          language=body.get("language"), profile=body.get("profile"),
+                                          identities=idents, actor=principal.actor)
+    except psycopg.errors.UniqueViolation:
+        raise Problem(409, "Conflict", "an identity in this request is listed twice or already exists",
+                      slug="contact-exists") from None
+    return contact, 201
+
+
+@bp.get("/contacts")
+@api(scope="contacts:read")
+def list_contacts(conn, principal):
+    try:
+        limit = int(request.args.get("limit", 50))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 200:
+        raise Problem(400, "Bad Limit", "limit must be a whole number from 1 to 200", slug="bad-limit")
+    before = _parse_cursor(request.args["before"]) if request.args.get("before") else None
+    rows = contacts.list_contacts(conn, account_id=principal.account_id, limit=limit, before=before)
+    return {"data": rows, "next": _cursor(rows[-1]) if len(rows) == limit else None}
+
+
+@bp.get("/contacts/<contact_id>")
+@api(scope="contacts:read")
+def get_contact(conn, principal, contact_id):
+    contact = contacts.get_contact(conn, account_id=principal.account_id,
+                                   contact_id=parse_uuid(contact_id, "contact"))
+    if contact is None:
+        raise Problem(404, "Not Found", f"no contact with id {contact_id} in this account")
+    return contact
+
+
+@bp.delete("/contacts/<contact_id>")
+@api(scope="contacts:write")
+def erase_contact(conn, principal, contact_id):
+    erased = contacts.erase_contact(conn, account_id=principal.account_id,
+                                    contact_id=parse_uuid(contact_id, "contact"), actor=principal.actor)
+    if not erased:
+        raise Problem(404, "Not Found", f"no contact with id {contact_id} in this account")
+    return "", 204

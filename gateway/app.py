@@ -1,0 +1,99 @@
+"""The Flask application factory: API, webhook receiver, health checks, error handling."""
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from gateway import db, logs, runtime
+from gateway.config import Settings
+from gateway.http import JSONProvider, assign_request_id
+from gateway.problems import Problem, problem_response
+
+log = logging.getLogger("gateway.http")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = runtime.init(settings)
+    logs.setup(settings.log_level)
+    app = Flask(__name__)
+    app.json_provider_class = JSONProvider
+    app.json = JSONProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+
+    from gateway.api import bp as api_bp
+    from webhooks.receiver import bp as webhooks_bp
+    app.register_blueprint(api_bp)
+    app.register_blueprint(webhooks_bp)
+
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+        assign_request_id()
+        if request.content_length is not None and request.content_length > settings.max_request_bytes:
+            raise RequestEntityTooLarge()
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        if request.path not in ("/healthz", "/readyz"):
+            # The path holds only ids; the query string may hold tokens, so it is left out.
+            log.info("request", extra={"method": request.method, "path": request.path,
+                                       "status": response.status_code,
+                                       "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)})
+        return response
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        checks = {"postgresql": db.ping(timeout=2.0), "redis": _redis_ok()}
+        status = 200 if all(checks.values()) else 503
+        return {"status": "ready" if status == 200 else "unavailable", "checks": checks}, status
+
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem):
+        return exc.response()
+
+    @app.errorhandler(db.DatabaseUnavailable)
+    def _db_down(exc):
+        return problem_response(503, "Service Unavailable", "the database is unreachable; retry shortly",
+                                slug="database-unavailable", headers={"Retry-After": "5"})
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(exc):
+        return problem_response(503, "Service Unavailable", "the job queue (Redis) is unreachable; retry shortly",
+                                slug="queue-unavailable", headers={"Retry-After": "5"})
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc):
+        return problem_response(413, "Payload Too Large",
+                                f"the request body exceeds {settings.max_request_bytes} bytes; send less "
+                                f"or raise GATEWAY_MAX_REQUEST_BYTES", slug="payload-too-large")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        detail = {404: "no such endpoint; see the API section of the README",
+                  405: f"{request.method} is not allowed here"}.get(exc.code, exc.description or exc.name)
+        return problem_response(exc.code or 500, exc.name, detail)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.error("unhandled error", exc_info=exc)
+        return problem_response(500, "Internal Server Error",
+                                "something went wrong on our side; quote the request_id when reporting it",
+                                slug="internal-error")
+
+    return app
+
+
+def _redis_ok() -> bool:
+    try:
+        return bool(runtime.redis_client().ping())
+    except redis.RedisError:
+        return False

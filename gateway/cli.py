@@ -1,0 +1,255 @@
+"""``gateway``: the admin command line."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import click
+
+from gateway.config import ConfigError, load_settings
+
+DEMO_ACCOUNT = "demo"
+
+
+def _settings():
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        for line in exc.problems:
+            click.echo(f"config error: {line}", err=True)
+        sys.exit(2)
+
+
+def _init():
+    from gateway import logs, runtime
+    settings = _settings()
+    runtime.init(settings)
+    logs.setup(settings.log_level)
+    return settings
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a {what} id (a UUID); list them first") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Self-hosted omnichannel messaging gateway: admin commands."""
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port for the web app (default: $PORT or 8000, or a free one).")
+@click.option("--host", default=None, help="Bind address (default: $GATEWAY_BIND or 127.0.0.1).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Where embedded servers and the keyring live (default: $GATEWAY_DATA_DIR or ./data).")
+def up(port, host, data_dir):
+    """Start everything: embedded servers if needed, migrations, web, worker, sweeper."""
+    from gateway.supervisor import run_up
+    sys.exit(run_up(port=port, host=host, data_dir=data_dir))
+
+
+@main.command()
+def migrate():
+    """Apply pending database migrations (safe to run any time, from any number of hosts)."""
+    from gateway.migrate import migrate as run
+    settings = _settings()
+    applied = run(settings.database_url, log=lambda m: click.echo(m, err=True))
+    click.echo(f"{len(applied)} migration(s) applied; schema is up to date")
+
+
+@main.group()
+def accounts():
+    """Accounts: one per business (tenant)."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@click.option("--timezone", "tz", default="UTC", show_default=True, help="IANA time zone of the business.")
+def accounts_create(name, tz):
+    """Create an account and print its id."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from gateway import accounts as acc, db
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{tz!r} is not an IANA time zone; e.g. Europe/Madrid", param_hint="--timezone")
+    _init()
+    with db.connection() as conn:
+        row = acc.create_account(conn, name=name, timezone_name=tz, actor="cli")
+    click.echo(json.dumps({"id": str(row["id"]), "name": row["name"], "timezone": row["timezone"]}))
+
+
+@accounts.command("list")
+def accounts_list():
+    """List accounts."""
+    from gateway import accounts as acc, db
+    _init()
+    with db.connection() as conn:
+        for row in acc.list_accounts(conn):
+            click.echo(f"{row['id']}  {row['name']}  ({row['timezone']})")
+
+
+@main.group("api-keys")
+def api_keys():
+    """API keys: scoped, stored hashed, shown once."""
+
+
+@api_keys.command("create")
+@click.option("--account", "account_id", required=True, help="Account id.")
+@click.option("--name", required=True, help="What the key is for, e.g. 'crm-prod'.")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              help="Repeat for each scope: messages:read, messages:send, contacts:read, contacts:write, "
+                   "templates:write, campaigns:write, admin.")
+def api_keys_create(account_id, name, scopes):
+    """Create a key and print it once."""
+    from gateway import accounts as acc, db
+    account_id = _uuid(account_id, "account")
+    _init()
+    with db.connection() as conn:
+        if acc.get_account(conn, account_id=account_id) is None:
+            raise click.ClickException(f"no account {account_id}; see `gateway accounts list`")
+        try:
+            row, secret = acc.create_api_key(conn, account_id=account_id, name=name, scopes=scopes, actor="cli")
+        except acc.UnknownScope as exc:
+            raise click.BadParameter(str(exc), param_hint="--scope")
+    click.echo(f"key id: {row['id']}", err=True)
+    click.echo("store this key now; it is not shown again:", err=True)
+    click.echo(secret)
+
+
+@api_keys.command("list")
+@click.option("--account", "account_id", required=True, help="Account id.")
+def api_keys_list(account_id):
+    """List an account's keys (never the secrets)."""
+    from gateway import accounts as acc, db
+    account_id = _uuid(account_id, "account")
+    _init()
+    with db.connection() as conn:
+        for row in acc.list_api_keys(conn, account_id=account_id):
+            state = "revoked" if row["revoked_at"] else "active"
+            used = row["last_used_at"].isoformat() if row["last_used_at"] else "never"
+            click.echo(f"{row['id']}  gwk_{row['prefix']}_…  {state:7}  {row['name']}  "
+                       f"[{' '.join(row['scopes'])}]  last used {used}")
+
+
+@api_keys.command("revoke")
+@click.option("--account", "account_id", required=True, help="Account id.")
+@click.argument("key_id")
+def api_keys_revoke(account_id, key_id):
+    """Revoke a key at once."""
+    from gateway import accounts as acc, db
+    account_id, key_id = _uuid(account_id, "account"), _uuid(key_id, "API key")
+    _init()
+    with db.connection() as conn:
+        row = acc.revoke_api_key(conn, account_id=account_id, key_id=key_id, actor="cli")
+    if row is None:
+        raise click.ClickException(f"no key {key_id} in account {account_id}; see `gateway api-keys list`")
+    click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def keys():
+    """Master keys: create a keyring, rotate without downtime."""
+
+
+@keys.command("init")
+@click.option("--file", "path", required=True, type=click.Path(dir_okay=False))
+def keys_init(path):
+    """Create a new keyring file (refuses to overwrite one)."""
+    from gateway.crypto import Keyring
+    if Path(path).exists():
+        raise click.ClickException(f"{path} exists; it may protect data, so it is never overwritten")
+    ring = Keyring.generate().save(path)
+    click.echo(f"keyring written to {ring}: BACK IT UP. Losing it makes every encrypted field unreadable.")
+
+
+@keys.command("rotate")
+@click.option("--batch", default=500, show_default=True, help="Data keys re-wrapped per transaction.")
+def keys_rotate(batch):
+    """Re-wrap every data key under a new master key while the gateway keeps serving.
+
+    With a keyring file, a new master key is generated and made current first;
+    running processes pick it up from the file. With GATEWAY_MASTER_KEYS, add the
+    new key to every process's environment and make it GATEWAY_MASTER_KEY_ID first.
+    """
+    from gateway import db, keystore, runtime
+    from gateway.accounts import audit
+    settings = _init()
+    ring = runtime.keyring()
+    if settings.keyring_file:
+        ring = ring.with_new_current()
+        ring.save(settings.keyring_file)
+        runtime.init(settings)
+        click.echo(f"new master key {ring.current_kid} written to {settings.keyring_file}; back it up", err=True)
+    with db.connection() as conn:
+        total = keystore.pending_rewrap(conn)
+    done = 0
+    with click.progressbar(length=total, label=f"re-wrapping under {runtime.keyring().current_kid}",
+                           file=sys.stderr) as bar:
+        while True:
+            with db.connection() as conn:
+                n = keystore.rewrap_batch(conn, batch)
+            if n == 0:
+                break
+            done += n
+            bar.update(n)
+    with db.connection() as conn:
+        left = keystore.pending_rewrap(conn)
+        audit(conn, account_id=None, actor="cli", action="keys.rotated",
+              detail={"master_kid": runtime.keyring().current_kid, "rewrapped": done})
+    click.echo(f"re-wrapped {done} data key(s) under {runtime.keyring().current_kid}; {left} left "
+               f"(held by a concurrent writer; run again to finish)" if left else
+               f"re-wrapped {done} data key(s) under {runtime.keyring().current_kid}")
+
+
+@main.command()
+@click.argument("queues", nargs=-1)
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--fork", is_flag=True, help="Run each job in a forked child (slower, isolates crashes).")
+def worker(queues, burst, fork):
+    """Run an RQ worker on the inbound, send and default queues (or those named)."""
+    from gateway import jobs
+    from gateway import worker as w
+    for q in queues:
+        if q not in jobs.QUEUES:
+            raise click.BadParameter(f"unknown queue {q!r}; choose from {', '.join(jobs.QUEUES)}")
+    _init()
+    w.run(list(queues) or None, burst=burst, fork=fork)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Sweep once and exit.")
+def sweeper(once):
+    """Re-enqueue work PostgreSQL says is pending but Redis does not hold."""
+    from gateway import sweeper as s
+    settings = _init()
+    if once:
+        click.echo(json.dumps(s.sweep_once(grace_s=0)))
+    else:
+        s.run_forever(settings.sweep_interval_s)
+
+
+@main.command()
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", 8000)))
+@click.option("--host", default=lambda: os.environ.get("GATEWAY_BIND", "127.0.0.1"))
+@click.option("--workers", type=int, default=2, show_default=True)
+def web(port, host, workers):
+    """Run the web app under gunicorn (what the Procfile's web process runs)."""
+    _settings()
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *gunicorn_args(host, port, workers)])
+
+
+def gunicorn_args(host: str, port: int, workers: int = 2) -> list[str]:
+    return ["gateway.wsgi:app", "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", "10",
+            "--log-level", "warning"]
+
+
+if __name__ == "__main__":
+    main()

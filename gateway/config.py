@@ -1,0 +1,136 @@
+"""Settings read from the environment, validated once at start.
+
+Every problem is reported on its own line naming the variable and an example
+value, so an operator can fix a deployment in one pass instead of one restart
+per mistake.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """One or more settings are missing or malformed; str() has one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    keyring_file: Path | None = None
+    master_keys: str | None = None          # "kid:base64key,kid:base64key"
+    master_key_id: str | None = None        # which of master_keys is current
+    blind_index_key: str | None = None      # base64, 32 bytes
+    max_request_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    sweep_interval_s: float = 5.0
+    pool_max_size: int = 8
+    extra: dict = field(default_factory=dict)
+
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+
+
+def _check_url(name: str, value: str | None, schemes: set[str], example: str,
+               problems: list[str]) -> str:
+    if not value:
+        problems.append(f"{name} is not set; e.g. {name}={example}")
+        return ""
+    scheme = urlsplit(value).scheme
+    if scheme not in schemes:
+        problems.append(
+            f"{name} must be a {'/'.join(sorted(schemes))} URL, got scheme {scheme or '(none)'!r}; "
+            f"e.g. {name}={example}")
+    return value
+
+
+def _int(env, name: str, default: int, lo: int, hi: int, problems: list[str]) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lo - 1
+    if not lo <= value <= hi:
+        problems.append(f"{name} must be a whole number from {lo} to {hi}; e.g. {name}={default}")
+        return default
+    return value
+
+
+def _float(env, name: str, default: float, lo: float, hi: float, problems: list[str]) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = lo - 1
+    if not lo <= value <= hi:
+        problems.append(f"{name} must be a number of seconds from {lo} to {hi}; e.g. {name}={default}")
+        return default
+    return value
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    """Build Settings from the environment or raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    database_url = _check_url("DATABASE_URL", env.get("DATABASE_URL"), {"postgres", "postgresql"},
+                              "postgresql://gateway@127.0.0.1:5432/gateway", problems)
+    redis_url = _check_url("REDIS_URL", env.get("REDIS_URL"), {"redis", "rediss", "unix", "valkey"},
+                           "redis://127.0.0.1:6379/0", problems)
+
+    keyring_file = env.get("GATEWAY_KEYRING_FILE") or None
+    master_keys = env.get("GATEWAY_MASTER_KEYS") or None
+    if keyring_file and master_keys:
+        problems.append("GATEWAY_KEYRING_FILE and GATEWAY_MASTER_KEYS are both set; keep one "
+                        "(the file for a single host, the variables for a platform's secret store)")
+    elif keyring_file:
+        if not Path(keyring_file).is_file():
+            problems.append(f"GATEWAY_KEYRING_FILE={keyring_file} does not exist; create one with "
+                            f"`gateway keys init --file {keyring_file}`")
+    elif master_keys:
+        if not env.get("GATEWAY_BLIND_INDEX_KEY"):
+            problems.append("GATEWAY_BLIND_INDEX_KEY is not set (needed with GATEWAY_MASTER_KEYS); "
+                            "e.g. GATEWAY_BLIND_INDEX_KEY=$(python -c 'import os,base64;"
+                            "print(base64.b64encode(os.urandom(32)).decode())')")
+    else:
+        problems.append("no master key: set GATEWAY_KEYRING_FILE=/path/keyring.json (made by "
+                        "`gateway keys init`) or GATEWAY_MASTER_KEYS=mk1:<base64 32 bytes>")
+
+    log_level = (env.get("GATEWAY_LOG_LEVEL") or "INFO").upper()
+    if log_level not in _LOG_LEVELS:
+        problems.append(f"GATEWAY_LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}; "
+                        f"e.g. GATEWAY_LOG_LEVEL=INFO")
+        log_level = "INFO"
+
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        keyring_file=Path(keyring_file) if keyring_file else None,
+        master_keys=master_keys,
+        master_key_id=env.get("GATEWAY_MASTER_KEY_ID") or None,
+        blind_index_key=env.get("GATEWAY_BLIND_INDEX_KEY") or None,
+        max_request_bytes=_int(env, "GATEWAY_MAX_REQUEST_BYTES", 1_048_576, 1024, 64 * 1_048_576, problems),
+        log_level=log_level,
+        sweep_interval_s=_float(env, "GATEWAY_SWEEP_INTERVAL", 5.0, 0.1, 3600.0, problems),
+        pool_max_size=_int(env, "GATEWAY_DB_POOL_SIZE", 8, 1, 200, problems),
+    )
+    if not problems:
+        # Parse the keyring now so a malformed key is a start-up error, not a 500 later.
+        from gateway.crypto import Keyring, KeyringError
+        try:
+            Keyring.from_settings(settings)
+        except KeyringError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(problems)
+    return settings

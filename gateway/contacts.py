@@ -1,0 +1,155 @@
+"""Contacts and the identities that reach them, encrypted under each contact's data key."""
+from __future__ import annotations
+
+import json
+
+import phonenumbers
+
+from gateway import keystore, runtime
+from gateway.accounts import audit
+from gateway.crypto import field_aad
+from gateway.db import uuid7
+
+IDENTITY_KINDS = ("phone", "psid", "igsid", "email")
+
+
+class InvalidAddress(ValueError):
+    pass
+
+
+def normalise_phone(raw: str, default_region: str | None = None) -> str:
+    """E.164 form of a phone number, or InvalidAddress saying why not."""
+    text = raw.strip()
+    if text.startswith("whatsapp:"):
+        text = text[len("whatsapp:"):]
+    if text and text[0].isdigit() and default_region is None:
+        text = "+" + text   # WhatsApp's wa_id is E.164 without the plus
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        raise InvalidAddress("not a phone number; use international format, e.g. +34600000001") from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidAddress("not a possible phone number for its country; e.g. +34600000001")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_address(kind: str, raw: str) -> str:
+    if kind == "phone":
+        return normalise_phone(raw)
+    if kind == "email":
+        return raw.strip().lower()
+    value = raw.strip()
+    if not value:
+        raise InvalidAddress("must not be empty")
+    return value
+
+
+def _bidx(account_id, kind: str, address: str) -> bytes:
+    return runtime.keyring().blind_indexer(account_id)(kind, address)
+
+
+def create_contact(conn, *, account_id, name: str | None = None, language: str | None = None,
+                   profile: dict | None = None, identities: list[tuple[str, str]] = (),
+                   actor: str = "system") -> dict:
+    """Create a contact with its own data key; identities are (kind, normalised address)."""
+    key = keystore.create_key(conn, account_id=account_id, purpose="contact")
+    contact_id = uuid7()
+    conn.execute(
+        "INSERT INTO contacts (account_id, id, data_key_id, name_enc, profile_enc, language) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (account_id, contact_id, key.id,
+         None if name is None else key.encrypt(name, field_aad("contacts", "name", account_id, contact_id)),
+         None if profile is None else key.encrypt(json.dumps(profile),
+                                                  field_aad("contacts", "profile", account_id, contact_id)),
+         language))
+    for kind, address in identities:
+        add_identity(conn, account_id=account_id, contact_id=contact_id, kind=kind, address=address, key=key)
+    audit(conn, account_id=account_id, actor=actor, action="contact.created",
+          target_type="contact", target_id=contact_id)
+    return get_contact(conn, account_id=account_id, contact_id=contact_id)
+
+
+def add_identity(conn, *, account_id, contact_id, kind: str, address: str, key=None) -> None:
+    if key is None:
+        key = contact_key(conn, account_id=account_id, contact_id=contact_id)
+    identity_id = uuid7()
+    conn.execute(
+        "INSERT INTO contact_identities (account_id, id, contact_id, kind, address_bidx, address_enc) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (account_id, identity_id, contact_id, kind, _bidx(account_id, kind, address),
+         key.encrypt(address, field_aad("contact_identities", "address", account_id, identity_id))))
+
+
+def contact_key(conn, *, account_id, contact_id):
+    row = conn.execute("SELECT data_key_id FROM contacts WHERE account_id = %s AND id = %s",
+                       (account_id, contact_id)).fetchone()
+    if row is None:
+        raise LookupError("contact not found")
+    return keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+
+
+def find_by_identity(conn, *, account_id, kind: str, address: str) -> dict | None:
+    row = conn.execute(
+        "SELECT contact_id FROM contact_identities WHERE account_id = %s AND kind = %s AND address_bidx = %s",
+        (account_id, kind, _bidx(account_id, kind, address))).fetchone()
+    return None if row is None else get_contact(conn, account_id=account_id, contact_id=row["contact_id"])
+
+
+def _decrypt_contact(conn, account_id, row: dict) -> dict:
+    key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+    idents = conn.execute(
+        "SELECT id, kind, address_enc FROM contact_identities WHERE account_id = %s AND contact_id = %s "
+        "ORDER BY created_at, id", (account_id, row["id"])).fetchall()
+    profile = key.decrypt_text(row["profile_enc"], field_aad("contacts", "profile", account_id, row["id"]))
+    return {
+        "id": row["id"],
+        "name": key.decrypt_text(row["name_enc"], field_aad("contacts", "name", account_id, row["id"])),
+        "language": row["language"],
+        "profile": json.loads(profile) if profile else {},
+        "identities": [
+            {"kind": i["kind"],
+             "address": key.decrypt_text(i["address_enc"],
+                                         field_aad("contact_identities", "address", account_id, i["id"]))}
+            for i in idents],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+_COLUMNS = "id, data_key_id, name_enc, profile_enc, language, created_at, updated_at"
+
+
+def get_contact(conn, *, account_id, contact_id) -> dict | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM contacts WHERE account_id = %s AND id = %s",
+                       (account_id, contact_id)).fetchone()
+    return None if row is None else _decrypt_contact(conn, account_id, row)
+
+
+def list_contacts(conn, *, account_id, limit: int = 50, before=None) -> list[dict]:
+    """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
+    if before is None:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM contacts WHERE account_id = %s "
+            "ORDER BY created_at DESC, id DESC LIMIT %s", (account_id, limit)).fetchall()
+    else:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM contacts WHERE account_id = %s AND (created_at, id) < (%s, %s) "
+            "ORDER BY created_at DESC, id DESC LIMIT %s", (account_id, *before, limit)).fetchall()
+    return [_decrypt_contact(conn, account_id, r) for r in rows]
+
+
+def erase_contact(conn, *, account_id, contact_id, actor: str) -> bool:
+    """Crypto-shred a contact: destroy its data key, then delete its rows.
+
+    Destroying the key first means any copy of the ciphertext that survives
+    (a backup, a replica lagging behind) is unreadable too.
+    """
+    row = conn.execute("SELECT data_key_id FROM contacts WHERE account_id = %s AND id = %s FOR UPDATE",
+                       (account_id, contact_id)).fetchone()
+    if row is None:
+        return False
+    keystore.shred(conn, account_id=account_id, key_id=row["data_key_id"])
+    conn.execute("DELETE FROM contacts WHERE account_id = %s AND id = %s", (account_id, contact_id))
+    audit(conn, account_id=account_id, actor=actor, action="contact.erased",
+          target_type="contact", target_id=contact_id)
+    return True

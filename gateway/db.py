@@ -1,0 +1,106 @@
+"""PostgreSQL access: one connection pool per process, and the ids we mint.
+
+Domain modules own their SQL and take ``conn`` and ``account_id`` as keyword
+arguments; this module only hands out connections. A pool is created lazily
+in each process (gunicorn and RQ fork), never shared across a fork.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached; callers answer 503 and retry later."""
+
+
+_pool: ConnectionPool | None = None
+_pool_pid: int | None = None
+_pool_url: str | None = None
+_lock = threading.Lock()
+
+
+def uuid7() -> uuid.UUID:
+    """Time-ordered UUID (RFC 9562 v7): new rows land at the right edge of indexes."""
+    ms = time.time_ns() // 1_000_000
+    rand = secrets.randbits(74)
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (rand >> 62) << 64          # 12 bits rand_a
+    value |= 0b10 << 62                  # variant
+    value |= rand & ((1 << 62) - 1)      # 62 bits rand_b
+    return uuid.UUID(int=value)
+
+
+def configure(database_url: str, max_size: int = 8) -> None:
+    """Point this process at a database; the pool opens on first use."""
+    global _pool, _pool_pid, _pool_url
+    with _lock:
+        if _pool is not None and _pool_pid == os.getpid() and _pool_url == database_url:
+            return
+        if _pool is not None and _pool_pid == os.getpid():
+            _pool.close()
+        _pool = ConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=5.0,
+            # A checked connection costs one round trip but means a restarted
+            # PostgreSQL is picked up on the next request without a restart.
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": False, "row_factory": dict_row, "connect_timeout": 3},
+            name="gateway",
+        )
+        _pool_pid = os.getpid()
+        _pool_url = database_url
+
+
+def pool() -> ConnectionPool:
+    if _pool is None or _pool_pid != os.getpid():
+        url = _pool_url or os.environ.get("DATABASE_URL")
+        if not url:
+            raise RuntimeError("database not configured: call gateway.db.configure() first")
+        configure(url)
+    assert _pool is not None
+    if _pool.closed:
+        _pool.open(wait=False)
+    return _pool
+
+
+@contextmanager
+def connection(timeout: float | None = None) -> Iterator[psycopg.Connection]:
+    """A pooled connection inside one transaction: committed on success, rolled back on error."""
+    try:
+        with pool().connection(timeout=timeout) as conn:
+            yield conn
+    except PoolTimeout as exc:
+        raise DatabaseUnavailable("no database connection available") from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable("database connection failed") from exc
+
+
+def close() -> None:
+    global _pool
+    with _lock:
+        if _pool is not None and _pool_pid == os.getpid():
+            _pool.close()
+        _pool = None
+
+
+def ping(timeout: float = 2.0) -> bool:
+    try:
+        with connection(timeout=timeout) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except DatabaseUnavailable:
+        return False

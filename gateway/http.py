@@ -1,0 +1,94 @@
+"""HTTP plumbing shared by the API and the webhook receiver: JSON, auth, request ids."""
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from datetime import date, datetime
+
+from flask import g, request
+from flask.json.provider import DefaultJSONProvider
+from marshmallow import Schema, ValidationError
+
+from gateway import db
+from gateway.accounts import authenticate
+from gateway.problems import Problem, field_errors
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class JSONProvider(DefaultJSONProvider):
+    """ISO 8601 times and plain-string UUIDs instead of Flask's HTTP-date default."""
+
+    @staticmethod
+    def default(o):
+        if isinstance(o, datetime | date):
+            return o.isoformat()
+        if isinstance(o, uuid.UUID):
+            return str(o)
+        if isinstance(o, bytes | memoryview):
+            raise TypeError("refusing to serialise raw bytes")
+        return DefaultJSONProvider.default(o)
+
+
+def assign_request_id() -> None:
+    supplied = request.headers.get("X-Request-Id", "")
+    g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Problem(404, "Not Found", f"no {what} with id {value!r}") from None
+
+
+def json_body(schema: Schema) -> dict:
+    """Load and validate the JSON body; 415/400/422 problems say exactly what to fix."""
+    if not request.is_json:
+        raise Problem(415, "Unsupported Media Type",
+                      "send the body as JSON with the header Content-Type: application/json")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise Problem(400, "Malformed JSON", "the request body is not valid JSON", slug="malformed-json")
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        errors = field_errors(exc.messages)
+        raise Problem(422, "Validation Failed",
+                      f"{len(errors)} field(s) are invalid: see errors for each field and how to fix it",
+                      slug="validation-failed", errors=errors) from None
+
+
+def _principal(conn):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "Unauthorized", "send your API key as 'Authorization: Bearer <key>'",
+                      headers={"WWW-Authenticate": 'Bearer realm="gateway"'})
+    principal = authenticate(conn, token.strip())
+    if principal is None:
+        raise Problem(401, "Unauthorized", "the API key is unknown or has been revoked; create a new one "
+                      "with `gateway api-keys create`", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return principal
+
+
+def api(scope: str | None):
+    """Authenticate, check the scope, and run the view in one transaction.
+
+    The view receives ``conn`` and ``principal``; every query it makes is
+    scoped by ``principal.account_id``.
+    """
+    def wrap(view):
+        @functools.wraps(view)
+        def inner(**kwargs):
+            with db.connection() as conn:
+                principal = _principal(conn)
+                g.account_id = principal.account_id
+                if scope is not None and not principal.allows(scope):
+                    conn.commit()  # keep last_used_at
+                    raise Problem(403, "Forbidden", f"this API key lacks the scope '{scope}'; "
+                                  f"create a key that has it", slug="missing-scope")
+                return view(conn=conn, principal=principal, **kwargs)
+        return inner
+    return wrap

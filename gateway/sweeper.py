@@ -1,0 +1,88 @@
+"""The sweeper: re-enqueue work PostgreSQL says is pending but Redis does not hold.
+
+Redis may be flushed or restarted without persistence at any time (DESIGN
+invariant 2). Each kind of pending work registers a Sweep: a query for rows
+still owed a job, and the job to run for them. Jobs have deterministic ids, so
+one EXISTS per row tells whether Redis still holds the pointer.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+import redis
+from rq.job import Job, JobStatus
+
+from gateway import db, jobs, runtime
+
+log = logging.getLogger("gateway.sweeper")
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Sweep:
+    kind: str          # job id prefix
+    queue: str
+    func: str
+    pending_sql: str   # params: grace seconds, max attempts, batch size; returns account_id, id
+
+
+SWEEPS: list[Sweep] = [
+    Sweep(kind="inbound", queue="inbound", func="gateway.inbound.process_event",
+          pending_sql="SELECT account_id, id FROM inbound_events "
+                      "WHERE processed_at IS NULL AND received_at < now() - make_interval(secs => %s) "
+                      "AND attempts < %s ORDER BY received_at LIMIT %s"),
+]
+
+_LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
+    """One pass over every Sweep; returns how many jobs each re-enqueued."""
+    conn_redis = runtime.redis_client()
+    counts: dict[str, int] = {}
+    for sweep in SWEEPS:
+        with db.connection() as conn:
+            rows = conn.execute(sweep.pending_sql, (grace_s, MAX_ATTEMPTS, batch)).fetchall()
+        if not rows:
+            counts[sweep.kind] = 0
+            continue
+        ids = [jobs.job_id(sweep.kind, r["account_id"], r["id"]) for r in rows]
+        existing = Job.fetch_many(ids, connection=conn_redis)
+        q = jobs.queue(sweep.queue)
+        n = 0
+        for row, jid, job in zip(rows, ids, existing):
+            if job is not None:
+                if job.get_status(refresh=False) in _LIVE:
+                    continue
+                job.delete()  # finished or failed, yet the row is still pending: run it again
+            q.enqueue(sweep.func, str(row["account_id"]), str(row["id"]), job_id=jid,
+                      result_ttl=300, failure_ttl=86400)
+            n += 1
+        counts[sweep.kind] = n
+        if n:
+            log.info("re-enqueued pending work", extra={"kind": sweep.kind, "count": n})
+    return counts
+
+
+def run_forever(interval_s: float) -> None:
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("sweeper started", extra={"interval_s": interval_s})
+    while not stopping:
+        try:
+            sweep_once(grace_s=max(10.0, 2 * interval_s))
+        except (db.DatabaseUnavailable, redis.RedisError) as exc:
+            log.warning("sweep skipped: backend unavailable", extra={"error": type(exc).__name__})
+        deadline = time.monotonic() + interval_s
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, interval_s))
+    log.info("sweeper stopped")

@@ -1,0 +1,1 @@
+"""WhatsApp message templates: definitions, validation against Meta's rules, rendering and sync."""

@@ -31,12 +31,12 @@ class HmacProvider:
 
     def parse(self, raw, headers):
         doc = json.loads(raw)
-        if doc["type"] == "message":
+        if doc.get("type") == "message":
             return [InboundMessage(external_id=doc["to"], sender=doc["from"], sender_kind="phone",
                                    provider_message_id=doc["id"], kind="text", text=doc["text"])]
-        if doc["type"] == "status":
+        if doc.get("type") == "status":
             return [StatusUpdate(external_id=doc["to"], provider_message_id=doc["message"], status=doc["status"])]
-        return [Unsupported(doc["type"])]
+        return [Unsupported(str(doc.get("type")))]
 
     def send(self, message, credentials):
         return SendResult("failed", reason="the test provider does not send")

@@ -7,7 +7,7 @@ per mistake.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +32,6 @@ class Settings:
     log_level: str = "INFO"
     sweep_interval_s: float = 5.0
     pool_max_size: int = 8
-    extra: dict = field(default_factory=dict)
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
@@ -51,30 +50,16 @@ def _check_url(name: str, value: str | None, schemes: set[str], example: str,
     return value
 
 
-def _int(env, name: str, default: int, lo: int, hi: int, problems: list[str]) -> int:
+def _number(env, name: str, default, lo, hi, problems: list[str], cast=int, what="a whole number"):
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
         value = lo - 1
     if not lo <= value <= hi:
-        problems.append(f"{name} must be a whole number from {lo} to {hi}; e.g. {name}={default}")
-        return default
-    return value
-
-
-def _float(env, name: str, default: float, lo: float, hi: float, problems: list[str]) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = lo - 1
-    if not lo <= value <= hi:
-        problems.append(f"{name} must be a number of seconds from {lo} to {hi}; e.g. {name}={default}")
+        problems.append(f"{name} must be {what} from {lo} to {hi}; e.g. {name}={default}")
         return default
     return value
 
@@ -119,10 +104,11 @@ def load_settings(env: dict | None = None) -> Settings:
         master_keys=master_keys,
         master_key_id=env.get("GATEWAY_MASTER_KEY_ID") or None,
         blind_index_key=env.get("GATEWAY_BLIND_INDEX_KEY") or None,
-        max_request_bytes=_int(env, "GATEWAY_MAX_REQUEST_BYTES", 1_048_576, 1024, 64 * 1_048_576, problems),
+        max_request_bytes=_number(env, "GATEWAY_MAX_REQUEST_BYTES", 1_048_576, 1024, 64 * 1_048_576, problems),
         log_level=log_level,
-        sweep_interval_s=_float(env, "GATEWAY_SWEEP_INTERVAL", 5.0, 0.1, 3600.0, problems),
-        pool_max_size=_int(env, "GATEWAY_DB_POOL_SIZE", 8, 1, 200, problems),
+        sweep_interval_s=_number(env, "GATEWAY_SWEEP_INTERVAL", 5.0, 0.1, 3600.0, problems, float,
+                                 "a number of seconds"),
+        pool_max_size=_number(env, "GATEWAY_DB_POOL_SIZE", 8, 1, 200, problems),
     )
     if not problems:
         # Parse the keyring now so a malformed key is a start-up error, not a 500 later.

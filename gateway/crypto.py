@@ -34,6 +34,7 @@ KEY_BYTES = 32
 BLIND_INDEX_BYTES = 16
 _HEADER = len(TOKEN_VERSION) + NONCE_BYTES
 _MIN_TOKEN = _HEADER + 16   # header and GCM tag
+_urandom = os.urandom
 
 
 class CryptoError(Exception):
@@ -85,7 +86,7 @@ def field_aad(table: str, column: str, account_id, row_id) -> bytes:
         account_id = _UUID(str(account_id))
     if row_id.__class__ is not _UUID:
         row_id = _UUID(str(row_id))
-    return prefix + account_id.int.to_bytes(16) + row_id.int.to_bytes(16)
+    return prefix + ((account_id.int << 128) | row_id.int).to_bytes(32)
 
 
 def data_key_aad(account_id, key_id) -> bytes:
@@ -279,7 +280,7 @@ class DataKey:
     def encrypt(self, plaintext: bytes | str, aad: bytes) -> bytes:
         if plaintext.__class__ is str:
             plaintext = plaintext.encode()
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = _urandom(NONCE_BYTES)
         return TOKEN_VERSION + nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def decrypt(self, token: bytes, aad: bytes) -> bytes:

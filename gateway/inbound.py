@@ -1,14 +1,11 @@
 """Raw inbound events: stored (encrypted, deduplicated) before the ack, then applied by a worker."""
 from __future__ import annotations
 
-import logging
-
 from gateway import contacts, db, jobs, keystore, messages
 from gateway.crypto import field_aad
 from gateway.db import uuid7
 from gateway.providers import InboundMessage, StatusUpdate
 
-log = logging.getLogger("gateway.inbound")
 PROCESS_JOB = "gateway.inbound.process_event"
 
 

@@ -71,16 +71,14 @@ def _parse_cursor(value: str):
 def create_contact(conn, principal):
     body = json_body(ContactCreate())
     idents = [(i["kind"], i["address"]) for i in body["identities"]]
-    for kind, address in idents:
-        if contacts.find_by_identity(conn, account_id=principal.account_id, kind=kind, address=address):
-            raise Problem(409, "Conflict", f"a contact with this {kind} already exists in the account; "
-                          f"look it up instead of creating it again", slug="contact-exists")
     try:
         contact = contacts.create_contact(conn, account_id=principal.account_id, name=body.get("name"),
                                           language=body.get("language"), profile=body.get("profile"),
                                           identities=idents, actor=principal.actor)
     except psycopg.errors.UniqueViolation:
-        raise Problem(409, "Conflict", "an identity in this request is listed twice or already exists",
+        # The (account, kind, blind index) unique key decides, race-free.
+        raise Problem(409, "Conflict", "a contact with one of these identities already exists in the account "
+                      "(or one is listed twice); look it up instead of creating it again",
                       slug="contact-exists") from None
     return contact, 201
 

@@ -31,11 +31,14 @@ def job_id(kind: str, account_id, row_id) -> str:
 def enqueue(queue_name: str, func: str, account_id, row_id, *, kind: str) -> bool:
     """Enqueue func(account_id, row_id); False (logged) when Redis is unreachable."""
     try:
-        queue(queue_name).enqueue(func, str(account_id), str(row_id),
-                                  job_id=job_id(kind, account_id, row_id),
-                                  result_ttl=300, failure_ttl=86400)
+        enqueue_on(queue(queue_name), func, account_id, row_id, job_id(kind, account_id, row_id))
         return True
     except redis.RedisError as exc:
         log.warning("enqueue deferred to the sweeper", extra={"queue": queue_name, "kind": kind,
                                                               "error": type(exc).__name__})
         return False
+
+
+def enqueue_on(q: Queue, func: str, account_id, row_id, jid: str) -> None:
+    """The one place job arguments and retention are decided (ids only; results kept briefly)."""
+    q.enqueue(func, str(account_id), str(row_id), job_id=jid, result_ttl=300, failure_ttl=86400)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis
 from rq.job import Job, JobStatus
 
-from gateway import db, jobs, runtime
+from gateway import db, inbound, jobs, runtime
 
 log = logging.getLogger("gateway.sweeper")
 MAX_ATTEMPTS = 10
@@ -30,7 +30,7 @@ class Sweep:
 
 
 SWEEPS: list[Sweep] = [
-    Sweep(kind="inbound", queue="inbound", func="gateway.inbound.process_event",
+    Sweep(kind="inbound", queue="inbound", func=inbound.PROCESS_JOB,
           pending_sql="SELECT account_id, id FROM inbound_events "
                       "WHERE processed_at IS NULL AND received_at < now() - make_interval(secs => %s) "
                       "AND attempts < %s ORDER BY received_at LIMIT %s"),
@@ -58,8 +58,7 @@ def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
                 if job.get_status(refresh=False) in _LIVE:
                     continue
                 job.delete()  # finished or failed, yet the row is still pending: run it again
-            q.enqueue(sweep.func, str(row["account_id"]), str(row["id"]), job_id=jid,
-                      result_ttl=300, failure_ttl=86400)
+            jobs.enqueue_on(q, sweep.func, row["account_id"], row["id"], jid)
             n += 1
         counts[sweep.kind] = n
         if n:

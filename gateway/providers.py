@@ -1,13 +1,14 @@
 """The one small interface every channel provider implements (DESIGN invariant 7).
 
 A provider is a folder under ``webhooks/`` exposing one ``PROVIDER`` object and
-one line in ``webhooks/registry.py``. It has four duties:
+one line in ``webhooks/registry.py``. It has these duties:
 
-1. **verify** a webhook request on its raw bytes (signature, constant time);
-2. **parse** a raw event into normalised events (messages, statuses, ...);
-3. **send** one outbound message through the provider's API;
-4. **classify** the provider's answer: sent (with its id), retry later
-   (with a delay), or a permanent failure with a reason.
+1. **route** a webhook request to the business channel(s) it is addressed to;
+2. **verify** the request on its raw bytes (signature, constant time);
+3. **parse** a raw event into the normalised events below;
+4. **download** inbound media with the channel's credentials;
+5. **send** one outbound message and **classify** the answer: sent (with its
+   id), retry later (with a delay), or a permanent failure with a reason.
 
 Provider knowledge (payload shapes, error codes, signatures) stays in its folder;
 the core only sees the types below.
@@ -15,40 +16,99 @@ the core only sees the types below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Mapping, Protocol
+
+IdentityKind = Literal["phone", "bsuid", "psid", "igsid"]
+
+
+class BadRequest(Exception):
+    """The body is not what the provider ever sends (not JSON, not a form): answer 400, store nothing."""
+
+
+class MediaError(Exception):
+    """A media download failed; ``retryable`` says whether trying again later can help."""
+
+    def __init__(self, reason: str, *, retryable: bool = True):
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Media:
+    """One attachment of a message, as the provider announced it (downloaded later by a worker)."""
+    kind: str                            # image, video, audio, document, sticker, file, ...
+    provider_media_id: str | None = None  # Cloud API media id (resolved to a URL at download time)
+    url: str | None = None               # a direct URL (Twilio MediaUrlN, Messenger attachment payload.url)
+    mime_type: str | None = None
+    sha256: str | None = None            # as the provider gives it (WhatsApp webhooks: base64)
+    filename: str | None = None
+    caption: str | None = None
 
 
 @dataclass(frozen=True)
 class InboundMessage:
     external_id: str                 # the business channel it arrived on (phone_number_id, page id, number)
-    sender: str                      # the customer's address on that channel
-    sender_kind: str                 # identity kind: phone, psid, igsid
+    sender: str                      # the customer's address (also for echoes: always the customer)
+    sender_kind: str                 # identity kind: phone (E.164), bsuid, psid, igsid
     provider_message_id: str
-    kind: str                        # text, image, audio, location, interactive, ...
-    text: str | None = None
-    sender_name: str | None = None
+    kind: str                        # text, image, audio, location, interactive, reaction, unsupported, ...
+    text: str | None = None          # the rendition shown in the thread
+    sender_name: str | None = None   # profile name as the customer chose it
     timestamp: str | None = None     # as the provider gave it
-    extra: dict = field(default_factory=dict)
+    occurred_at: datetime | None = None  # the same instant, parsed, UTC
+    content: dict = field(default_factory=dict)   # structured content (the provider's object for this type)
+    media: tuple[Media, ...] = ()
+    reply_to: str | None = None      # provider id of the message this replies/reacts to, edits or deletes
+    aliases: tuple[tuple[str, str], ...] = ()    # other identities of the same customer, e.g. (bsuid, US.1…)
+    direction: Literal["inbound", "outbound"] = "inbound"   # outbound: an echo of what the business sent elsewhere
 
 
 @dataclass(frozen=True)
 class StatusUpdate:
     external_id: str
-    provider_message_id: str
+    provider_message_id: str | None  # None for a watermark (Messenger delivery/read)
     status: Literal["sent", "delivered", "read", "failed"]
     timestamp: str | None = None
+    occurred_at: datetime | None = None
     error_code: str | None = None
     error_reason: str | None = None
     callback_data: str | None = None
+    recipient: str | None = None     # the customer's address, when given
+    recipient_kind: str | None = None
+    watermark: datetime | None = None   # every outbound message to recipient sent up to this instant
+    detail: dict = field(default_factory=dict)   # conversation, pricing, the provider's own status word
+
+
+@dataclass(frozen=True)
+class IdentityChange:
+    """The customer moved to another address (WhatsApp user_changed_number): move the identity, keep the history."""
+    external_id: str
+    kind: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A provider notification that is not a message: template, quality, account, preference, call updates.
+
+    Routed to whoever owns the topic (templates, GDPR, channel health) and kept.
+    """
+    external_id: str | None
+    topic: str                       # template_status, template_quality, phone_quality, account_update, user_preferences, ...
+    detail: dict = field(default_factory=dict)
+    subject: tuple[str, str] | None = None   # (identity kind, address) of the customer it concerns, if any
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Unsupported:
-    """An event the gateway stores but does not act on; never silently dropped."""
+    """Something in the request the gateway cannot read: stored raw, flagged for review, never dropped."""
     what: str
 
 
-NormalisedEvent = InboundMessage | StatusUpdate | Unsupported
+NormalisedEvent = InboundMessage | StatusUpdate | IdentityChange | Notice | Unsupported
 
 
 @dataclass(frozen=True)
@@ -62,18 +122,32 @@ class SendResult:
 
 class Provider(Protocol):
     name: str
+    # Credential names a channel of this kind must / may carry (checked when the channel is added).
+    required_credentials: tuple[str, ...]
+    optional_credentials: tuple[str, ...]
+    # Body and content type of the 200 answer (Twilio wants TwiML; Meta ignores the body).
+    ack: tuple[str, str]
 
     def channel_ids(self, raw: bytes, headers: Mapping[str, str], url: str) -> list[str]:
-        """External ids of the business channels this request is addressed to (for routing)."""
+        """External ids of the business channels this request may be addressed to, best first.
+        Raises BadRequest when the body is not even the provider's format."""
+
+    def handshake(self, params: Mapping[str, str]) -> tuple[str, str] | None:
+        """For a subscription handshake GET: (offered verify token, challenge to echo); else None."""
 
     def verify(self, raw: bytes, headers: Mapping[str, str], url: str, credentials: Mapping[str, Any]) -> bool:
-        """True when the request is authentic for a channel with these credentials."""
+        """True when the request is authentic for a channel with these credentials.
+        ``url`` is the public URL the provider called (Twilio signs it)."""
 
     def dedupe_key(self, raw: bytes, headers: Mapping[str, str]) -> str:
         """A stable key so a redelivered request stores no second row."""
 
     def parse(self, raw: bytes, headers: Mapping[str, str]) -> list[NormalisedEvent]:
-        """Every event in the request, in order; unknown ones as Unsupported."""
+        """Every event in the request, in order; what it cannot read as Unsupported. Never raises."""
+
+    def download(self, media: Media, channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> tuple[bytes, str | None]:
+        """The media's bytes and content type. ``channel['settings'].get('api_base_url')`` overrides the
+        provider's host (tests point it at the sandbox). Raises MediaError."""
 
     def send(self, message: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
         """Send one message and classify the answer; never raises for provider errors."""

@@ -7,7 +7,8 @@ from gateway.db import uuid7
 
 # Statuses only move forward; a late 'delivered' after 'read' is recorded as an
 # event but does not change the message.
-STATUS_RANK = {"received": 0, "queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
+STATUS_RANK = {"received": 0, "queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5,
+               "failed": 6}
 
 
 def provider_id_bidx(account_id, provider_message_id: str) -> bytes:

@@ -68,7 +68,8 @@ class InboundMessage:
 class StatusUpdate:
     external_id: str
     provider_message_id: str | None  # None for a watermark (Messenger delivery/read)
-    status: Literal["sent", "delivered", "read", "failed"]
+    # sending: accepted/queued by the provider; played: a voice/video note was played.
+    status: Literal["sending", "sent", "delivered", "read", "played", "failed"]
     timestamp: str | None = None
     occurred_at: datetime | None = None
     error_code: str | None = None

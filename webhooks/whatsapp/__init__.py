@@ -1,27 +1,44 @@
-"""WhatsApp Cloud API provider (Meta): verify and parse; sending comes later.
+"""WhatsApp Cloud API provider (Meta): route, verify, parse, download media; sending comes later.
 
-Routing: ``value.metadata.phone_number_id`` is the channel's external id; bodies
-without metadata (account/template updates) fall back to ``entry[].id`` (WABA id).
-Credentials used: ``app_secret`` (signature). See README.md for setup.
+Routing: ``value.metadata.phone_number_id`` first, then ``entry[].id`` (the WABA id), so a
+channel registered by either is found, and account-level changes without metadata too.
+Credentials: ``app_secret`` (signature), ``access_token`` (media, later sending),
+``verify_token`` (subscription handshake). See README.md for setup.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any, Mapping
 
-from gateway.providers import NormalisedEvent, SendResult
+from gateway.providers import Media, NormalisedEvent, SendResult, Unsupported
+from webhooks.whatsapp import envelope
+from webhooks.whatsapp import media as _media
 from webhooks.whatsapp import parse as _parse
 from webhooks.whatsapp import verify as _verify
+
+log = logging.getLogger(__name__)
 
 
 class WhatsAppProvider:
     name = "whatsapp"
+    required_credentials = ("app_secret", "access_token", "verify_token")
+    optional_credentials: tuple[str, ...] = ()
+    ack = ("", "text/plain")   # Meta ignores the body; only the 200 matters
 
     def channel_ids(self, raw: bytes, headers: Mapping[str, str], url: str) -> list[str]:
-        return _parse.channel_ids(raw)
+        return envelope.channel_ids(raw)
+
+    def handshake(self, params: Mapping[str, str]) -> tuple[str, str] | None:
+        if params is None or params.get("hub.mode") != "subscribe":
+            return None
+        token, challenge = params.get("hub.verify_token"), params.get("hub.challenge")
+        if not isinstance(token, str) or not token or not isinstance(challenge, str):
+            return None
+        return token, challenge
 
     def verify(self, raw: bytes, headers: Mapping[str, str], url: str, credentials: Mapping[str, Any]) -> bool:
-        secret = (credentials or {}).get("app_secret") if isinstance(credentials, Mapping) else None
+        secret = credentials.get("app_secret") if isinstance(credentials, Mapping) else None
         return _verify.verify_request(raw, headers, secret)
 
     def dedupe_key(self, raw: bytes, headers: Mapping[str, str]) -> str:
@@ -29,7 +46,14 @@ class WhatsAppProvider:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
     def parse(self, raw: bytes, headers: Mapping[str, str]) -> list[NormalisedEvent]:
-        return _parse.parse_body(raw)
+        try:
+            return _parse.parse_body(raw)
+        except Exception:   # the contract is "never raises"; every level below already isolates its items
+            log.exception("whatsapp: parse failed outside any item")
+            return [Unsupported("envelope")]
+
+    def download(self, media: Media, channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> tuple[bytes, str | None]:
+        return _media.download(media, channel, credentials)
 
     def send(self, message: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
         return SendResult("failed", reason="sending through WhatsApp is not implemented yet")

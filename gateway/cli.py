@@ -153,6 +153,81 @@ def api_keys_revoke(account_id, key_id):
     click.echo(f"revoked {key_id}")
 
 
+def _account_id(conn, value: str):
+    """An account given by id or by its (unique) name."""
+    from gateway import accounts as acc
+    try:
+        wanted = uuid.UUID(value)
+    except ValueError:
+        wanted = None
+    matches = [r for r in acc.list_accounts(conn) if r["id"] == wanted or r["name"] == value]
+    if len(matches) != 1:
+        raise click.ClickException(f"{'no' if not matches else 'more than one'} account matches {value!r}; "
+                                   "see `gateway accounts list` and pass its id")
+    return matches[0]["id"]
+
+
+@main.group()
+def channels():
+    """Channels: one business number or page each, with encrypted credentials."""
+
+
+@channels.command("add")
+@click.option("--account", "account", required=True, help="Account id or name.")
+@click.option("--kind", required=True, type=click.Choice(["whatsapp", "messenger", "instagram", "twilio", "sandbox"]))
+@click.option("--name", required=True, help="A label, e.g. 'Support ES'.")
+@click.option("--external-id", required=True,
+              help="WhatsApp: phone_number_id; Messenger: Page id; Instagram: account id; "
+                   "Twilio: the number (+E.164) or Messaging Service SID.")
+@click.option("--waba-id", "group_id", default=None, help="WhatsApp Business Account id (template/account updates).")
+@click.option("--credential", "creds", multiple=True, metavar="NAME=VALUE",
+              help="Repeat: app_secret=…, access_token=…, verify_token=…, page_access_token=…, account_sid=…, "
+                   "auth_token=…. Prefer --credentials-file to keep secrets out of shell history.")
+@click.option("--credentials-file", type=click.File("r"), default=None, help="A JSON object of credentials.")
+@click.option("--setting", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Repeat: api_base_url=… (point the channel at the sandbox), graph_version=v24.0.")
+def channels_add(account, kind, name, external_id, group_id, creds, credentials_file, settings):
+    """Register a channel and print it (credentials are never printed)."""
+    from gateway import channels as ch, db
+    import psycopg.errors
+
+    def pairs(values, what):
+        out = {}
+        for item in values:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint=what)
+            out[key.strip()] = value
+        return out
+
+    credentials = json.load(credentials_file) if credentials_file else {}
+    credentials.update(pairs(creds, "--credential"))
+    _init()
+    with db.connection() as conn:
+        account_id = _account_id(conn, account)
+        try:
+            row = ch.create_channel(conn, account_id=account_id, kind=kind, name=name, external_id=external_id,
+                                    group_id=group_id, credentials=credentials,
+                                    settings=pairs(settings, "--setting"), actor="cli")
+        except ch.ChannelError as exc:
+            raise click.ClickException(str(exc)) from None
+        except psycopg.errors.UniqueViolation:
+            raise click.ClickException(f"a {kind} channel with external id {external_id} already exists") from None
+    click.echo(json.dumps(row, default=str))
+
+
+@channels.command("list")
+@click.option("--account", "account", required=True, help="Account id or name.")
+def channels_list(account):
+    """List an account's channels."""
+    from gateway import channels as ch, db
+    _init()
+    with db.connection() as conn:
+        for row in ch.list_channels(conn, account_id=_account_id(conn, account)):
+            click.echo(f"{row['id']}  {row['kind']:<9}  {row['external_id']:<20}  {row['status']:<8}  {row['name']}"
+                       f"  credentials: {', '.join(row['credentials_set']) or 'none'}")
+
+
 @main.group()
 def keys():
     """Master keys: create a keyring, rotate without downtime."""

@@ -28,7 +28,8 @@ class Settings:
     master_keys: str | None = None          # "kid:base64key,kid:base64key"
     master_key_id: str | None = None        # which of master_keys is current
     blind_index_key: str | None = None      # base64, 32 bytes
-    max_request_bytes: int = 1_048_576
+    max_request_bytes: int = 4_194_304      # Meta sends up to 3 MB
+    public_url: str | None = None           # https://gateway.example.com, as providers call it
     log_level: str = "INFO"
     sweep_interval_s: float = 5.0
     pool_max_size: int = 8
@@ -97,6 +98,13 @@ def load_settings(env: dict | None = None) -> Settings:
                         f"e.g. GATEWAY_LOG_LEVEL=INFO")
         log_level = "INFO"
 
+    public_url = (env.get("GATEWAY_PUBLIC_URL") or "").rstrip("/") or None
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            problems.append("GATEWAY_PUBLIC_URL must be the base URL providers call, without a query; "
+                            "e.g. GATEWAY_PUBLIC_URL=https://gateway.example.com")
+
     settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -104,7 +112,8 @@ def load_settings(env: dict | None = None) -> Settings:
         master_keys=master_keys,
         master_key_id=env.get("GATEWAY_MASTER_KEY_ID") or None,
         blind_index_key=env.get("GATEWAY_BLIND_INDEX_KEY") or None,
-        max_request_bytes=_number(env, "GATEWAY_MAX_REQUEST_BYTES", 1_048_576, 1024, 64 * 1_048_576, problems),
+        max_request_bytes=_number(env, "GATEWAY_MAX_REQUEST_BYTES", 4_194_304, 1024, 64 * 1_048_576, problems),
+        public_url=public_url,
         log_level=log_level,
         sweep_interval_s=_number(env, "GATEWAY_SWEEP_INTERVAL", 5.0, 0.1, 3600.0, problems, float,
                                  "a number of seconds"),

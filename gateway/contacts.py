@@ -10,7 +10,7 @@ from gateway.accounts import audit
 from gateway.crypto import field_aad
 from gateway.db import uuid7
 
-IDENTITY_KINDS = ("phone", "psid", "igsid", "email")
+IDENTITY_KINDS = ("phone", "bsuid", "psid", "igsid", "email")
 
 
 class InvalidAddress(ValueError):
@@ -50,8 +50,9 @@ def _bidx(account_id, kind: str, address: str) -> bytes:
 
 def create_contact(conn, *, account_id, name: str | None = None, language: str | None = None,
                    profile: dict | None = None, identities: list[tuple[str, str]] = (),
-                   actor: str = "system") -> dict:
-    """Create a contact with its own data key; identities are (kind, normalised address)."""
+                   actor: str = "system", view: bool = True) -> dict:
+    """Create a contact with its own data key; identities are (kind, normalised address).
+    ``view=False`` skips reading it back (the inbound hot path only needs the id)."""
     key = keystore.create_key(conn, account_id=account_id, purpose="contact")
     contact_id = uuid7()
     conn.execute(
@@ -66,6 +67,8 @@ def create_contact(conn, *, account_id, name: str | None = None, language: str |
         add_identity(conn, account_id=account_id, contact_id=contact_id, kind=kind, address=address, key=key)
     audit(conn, account_id=account_id, actor=actor, action="contact.created",
           target_type="contact", target_id=contact_id)
+    if not view:
+        return {"id": contact_id}
     return get_contact(conn, account_id=account_id, contact_id=contact_id)
 
 
@@ -89,34 +92,61 @@ def contact_key(conn, *, account_id, contact_id):
 
 
 def find_by_identity(conn, *, account_id, kind: str, address: str) -> dict | None:
+    contact_id = contact_id_for(conn, account_id=account_id, kind=kind, address=address)
+    return None if contact_id is None else get_contact(conn, account_id=account_id, contact_id=contact_id)
+
+
+def contact_id_for(conn, *, account_id, kind: str, address: str):
+    """The contact this identity reaches, resolved through merges (a merged contact answers for its survivor)."""
     row = conn.execute(
-        "SELECT contact_id FROM contact_identities WHERE account_id = %s AND kind = %s AND address_bidx = %s",
+        "SELECT coalesce(c.merged_into, c.id) AS id FROM contact_identities i "
+        "JOIN contacts c ON c.account_id = i.account_id AND c.id = i.contact_id "
+        "WHERE i.account_id = %s AND i.kind = %s AND i.address_bidx = %s",
         (account_id, kind, _bidx(account_id, kind, address))).fetchone()
-    return None if row is None else get_contact(conn, account_id=account_id, contact_id=row["contact_id"])
+    return None if row is None else row["id"]
+
+
+def _identities(conn, account_id, contact_ids: list) -> list[dict]:
+    rows = conn.execute(
+        "SELECT i.id, i.contact_id, i.kind, i.address_enc, c.data_key_id FROM contact_identities i "
+        "JOIN contacts c ON c.account_id = i.account_id AND c.id = i.contact_id "
+        "WHERE i.account_id = %s AND i.contact_id = ANY(%s) ORDER BY i.created_at, i.id",
+        (account_id, contact_ids)).fetchall()
+    out = []
+    for i in rows:
+        key = keystore.load_key(conn, account_id=account_id, key_id=i["data_key_id"])
+        out.append({"kind": i["kind"], "contact_id": i["contact_id"],
+                    "address": key.decrypt_text(i["address_enc"],
+                                                field_aad("contact_identities", "address", account_id, i["id"]))})
+    return out
 
 
 def _decrypt_contact(conn, account_id, row: dict) -> dict:
     key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
-    idents = conn.execute(
-        "SELECT id, kind, address_enc FROM contact_identities WHERE account_id = %s AND contact_id = %s "
-        "ORDER BY created_at, id", (account_id, row["id"])).fetchall()
+    merged = [r["id"] for r in conn.execute(
+        "SELECT id FROM contacts WHERE account_id = %s AND merged_into = %s ORDER BY created_at, id",
+        (account_id, row["id"])).fetchall()]
     profile = key.decrypt_text(row["profile_enc"], field_aad("contacts", "profile", account_id, row["id"]))
+    identities = _identities(conn, account_id, [row["id"], *merged])
+    for ident in identities:
+        if ident["contact_id"] == row["id"]:
+            del ident["contact_id"]
+        else:
+            ident["via_merged_contact"] = ident.pop("contact_id")
     return {
         "id": row["id"],
         "name": key.decrypt_text(row["name_enc"], field_aad("contacts", "name", account_id, row["id"])),
         "language": row["language"],
         "profile": json.loads(profile) if profile else {},
-        "identities": [
-            {"kind": i["kind"],
-             "address": key.decrypt_text(i["address_enc"],
-                                         field_aad("contact_identities", "address", account_id, i["id"]))}
-            for i in idents],
+        "identities": identities,
+        "merged_into": row["merged_into"],
+        "merged_contacts": merged,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
 
 
-_COLUMNS = "id, data_key_id, name_enc, profile_enc, language, created_at, updated_at"
+_COLUMNS = "id, data_key_id, name_enc, profile_enc, language, merged_into, created_at, updated_at"
 
 
 def get_contact(conn, *, account_id, contact_id) -> dict | None:
@@ -129,27 +159,56 @@ def list_contacts(conn, *, account_id, limit: int = 50, before=None) -> list[dic
     """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
     if before is None:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM contacts WHERE account_id = %s "
+            f"SELECT {_COLUMNS} FROM contacts WHERE account_id = %s AND merged_into IS NULL "
             "ORDER BY created_at DESC, id DESC LIMIT %s", (account_id, limit)).fetchall()
     else:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM contacts WHERE account_id = %s AND (created_at, id) < (%s, %s) "
+            f"SELECT {_COLUMNS} FROM contacts WHERE account_id = %s AND merged_into IS NULL "
+            "AND (created_at, id) < (%s, %s) "
             "ORDER BY created_at DESC, id DESC LIMIT %s", (account_id, *before, limit)).fetchall()
     return [_decrypt_contact(conn, account_id, r) for r in rows]
 
 
 def erase_contact(conn, *, account_id, contact_id, actor: str) -> bool:
-    """Crypto-shred a contact: destroy its data key, then delete its rows.
+    """Crypto-shred a contact (and every contact merged into it): destroy the data keys, then delete the rows.
 
     Destroying the key first means any copy of the ciphertext that survives
     (a backup, a replica lagging behind) is unreadable too.
     """
-    row = conn.execute("SELECT data_key_id FROM contacts WHERE account_id = %s AND id = %s FOR UPDATE",
-                       (account_id, contact_id)).fetchone()
-    if row is None:
+    rows = conn.execute(
+        "SELECT id, data_key_id FROM contacts WHERE account_id = %s AND (id = %s OR merged_into = %s) FOR UPDATE",
+        (account_id, contact_id, contact_id)).fetchall()
+    if not any(r["id"] == contact_id for r in rows):
         return False
-    keystore.shred(conn, account_id=account_id, key_id=row["data_key_id"])
-    conn.execute("DELETE FROM contacts WHERE account_id = %s AND id = %s", (account_id, contact_id))
+    for row in rows:
+        keystore.shred(conn, account_id=account_id, key_id=row["data_key_id"])
+    conn.execute("DELETE FROM contacts WHERE account_id = %s AND id = ANY(%s)",
+                 (account_id, [r["id"] for r in rows]))
     audit(conn, account_id=account_id, actor=actor, action="contact.erased",
-          target_type="contact", target_id=contact_id)
+          target_type="contact", target_id=contact_id, detail={"merged_contacts_erased": len(rows) - 1})
     return True
+
+
+def move_identity(conn, *, account_id, kind: str, old: str, new: str, actor: str) -> str:
+    """The customer's address changed (WhatsApp number change): the identity moves, the history stays.
+
+    Returns 'moved', 'unknown' (old not known) or 'conflict' (new belongs to another contact: left alone).
+    """
+    row = conn.execute(
+        "SELECT i.id, i.contact_id, c.data_key_id FROM contact_identities i "
+        "JOIN contacts c ON c.account_id = i.account_id AND c.id = i.contact_id "
+        "WHERE i.account_id = %s AND i.kind = %s AND i.address_bidx = %s FOR UPDATE OF i",
+        (account_id, kind, _bidx(account_id, kind, old))).fetchone()
+    if row is None:
+        return "unknown"
+    taken = contact_id_for(conn, account_id=account_id, kind=kind, address=new)
+    if taken is not None:
+        return "moved" if taken == row["contact_id"] else "conflict"
+    key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+    conn.execute(
+        "UPDATE contact_identities SET address_bidx = %s, address_enc = %s WHERE account_id = %s AND id = %s",
+        (_bidx(account_id, kind, new),
+         key.encrypt(new, field_aad("contact_identities", "address", account_id, row["id"])), account_id, row["id"]))
+    audit(conn, account_id=account_id, actor=actor, action="contact.identity_moved",
+          target_type="contact", target_id=row["contact_id"], detail={"kind": kind})
+    return "moved"

@@ -1,98 +1,193 @@
-"""Raw inbound events: stored (encrypted, deduplicated) before the ack, then applied by a worker."""
+"""Raw inbound events: stored (encrypted, deduplicated) before the ack, then applied by a worker.
+
+Storing goes through a per-process group committer (``store``): the request
+thread encrypts its raw body, hands the row over and waits for the commit that
+holds it. After that commit one job per account and batch is enqueued, carrying
+event ids only. Workers apply events with ``process_events``; the sweeper
+re-enqueues any event still unprocessed after a grace period.
+"""
 from __future__ import annotations
 
-from gateway import contacts, db, jobs, keystore, messages
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from collections import defaultdict
+
+from gateway import db, jobs, keystore, media, normalise
 from gateway.crypto import field_aad
 from gateway.db import uuid7
-from gateway.providers import InboundMessage, StatusUpdate
+from gateway.group_commit import GroupCommitter
 
+log = logging.getLogger("gateway.inbound")
 PROCESS_JOB = "gateway.inbound.process_event"
+PROCESS_BATCH_JOB = "gateway.inbound.process_events"
+MAX_JOB_BATCH = 200
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    account_id: object
+    channel_id: object
+    provider: str
+    dedupe_key: str
+    event_id: object
+    data_key_id: object
+    raw_enc: bytes
+
+
+# --- storing -----------------------------------------------------------------------------------
+
+_account_keys: dict[str, tuple[float, object]] = {}
+_account_keys_lock = threading.Lock()
+
+
+def _account_key(account_id):
+    """The account's data key, cached: the receiver must not query for it on every request."""
+    hit = _account_keys.get(str(account_id))
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    with db.connection() as conn:
+        key = keystore.account_key(conn, account_id=account_id)
+    with _account_keys_lock:
+        _account_keys[str(account_id)] = (time.monotonic() + 60.0, key)
+    return key
+
+
+def prepare(*, account_id, channel_id, provider: str, dedupe_key: str, raw: bytes, conn=None) -> RawEvent:
+    key = keystore.account_key(conn, account_id=account_id) if conn is not None else _account_key(account_id)
+    event_id = uuid7()
+    return RawEvent(account_id, channel_id, provider, dedupe_key, event_id, key.id,
+                    key.encrypt(raw, field_aad("inbound_events", "raw", account_id, event_id)))
+
+
+def write_events(conn, events: list[RawEvent]) -> list[tuple[object, bool]]:
+    """Insert events in one statement; (event id, created) each. A redelivery returns the first id."""
+    if not events:
+        return []
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
+    params = [p for e in events for p in (e.account_id, e.event_id, e.channel_id, e.provider, e.dedupe_key,
+                                          e.data_key_id, e.raw_enc)]
+    inserted = {r["id"] for r in conn.execute(
+        "INSERT INTO inbound_events (account_id, id, channel_id, provider, dedupe_key, data_key_id, raw_enc) "
+        f"VALUES {values} ON CONFLICT (account_id, provider, dedupe_key) DO NOTHING RETURNING id",
+        params).fetchall()}
+    results = []
+    for e in events:
+        if e.event_id in inserted:
+            results.append((e.event_id, True))
+            continue
+        first = conn.execute(
+            "SELECT id FROM inbound_events WHERE account_id = %s AND provider = %s AND dedupe_key = %s",
+            (e.account_id, e.provider, e.dedupe_key)).fetchone()
+        results.append((first["id"], False))
+    return results
 
 
 def store_event(conn, *, account_id, channel_id, provider: str, dedupe_key: str, raw: bytes):
-    """Insert the raw event once; returns (event_id, created). Redeliveries return the first id."""
-    key = keystore.account_key(conn, account_id=account_id)
-    event_id = uuid7()
-    row = conn.execute(
-        "INSERT INTO inbound_events (account_id, id, channel_id, provider, dedupe_key, data_key_id, raw_enc) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (account_id, provider, dedupe_key) DO NOTHING RETURNING id",
-        (account_id, event_id, channel_id, provider, dedupe_key, key.id,
-         key.encrypt(raw, field_aad("inbound_events", "raw", account_id, event_id)))).fetchone()
-    if row is not None:
-        return event_id, True
-    existing = conn.execute(
-        "SELECT id FROM inbound_events WHERE account_id = %s AND provider = %s AND dedupe_key = %s",
-        (account_id, provider, dedupe_key)).fetchone()
-    return existing["id"], False
+    """Store one event in the caller's transaction; (event_id, created)."""
+    event = prepare(account_id=account_id, channel_id=channel_id, provider=provider, dedupe_key=dedupe_key, raw=raw,
+                    conn=conn)
+    return write_events(conn, [event])[0]
+
+
+def _write_committed(events: list[RawEvent]):
+    with db.connection(timeout=5.0) as conn:
+        results = write_events(conn, events)
+    return results
+
+
+def _enqueue_created(events: list[RawEvent], results) -> None:
+    by_account = defaultdict(list)
+    for event, (event_id, created) in zip(events, results):
+        if created:
+            by_account[event.account_id].append(event_id)
+    for account_id, ids in by_account.items():
+        enqueue_batch(account_id, ids)
+
+
+_committer = GroupCommitter(_write_committed, _enqueue_created)
+
+
+def store(event: RawEvent, timeout: float = 10.0) -> tuple[object, bool]:
+    """Store through the group committer; returns once the row is committed."""
+    return _committer.submit(event, timeout=timeout)
+
+
+def committer_stats() -> dict:
+    return {"batches": _committer.batches, "events": _committer.items}
 
 
 def enqueue_processing(account_id, event_id) -> bool:
     return jobs.enqueue("inbound", PROCESS_JOB, account_id, event_id, kind="inbound")
 
 
-def _apply_message(conn, account_id, channel, ev: InboundMessage) -> None:
-    contact = contacts.find_by_identity(conn, account_id=account_id, kind=ev.sender_kind, address=ev.sender)
-    if contact is None:
-        contact = contacts.create_contact(conn, account_id=account_id, name=ev.sender_name,
-                                          identities=[(ev.sender_kind, ev.sender)], actor="inbound")
-    bidx = messages.provider_id_bidx(account_id, ev.provider_message_id)
-    seen = conn.execute("SELECT 1 FROM messages WHERE account_id = %s AND channel_id = %s AND provider_id_bidx = %s",
-                        (account_id, channel["id"], bidx)).fetchone()
-    if seen is None:
-        messages.record_message(conn, account_id=account_id, contact_id=contact["id"], channel_id=channel["id"],
-                                direction="inbound", body=ev.text, kind=ev.kind,
-                                provider_message_id=ev.provider_message_id)
+def enqueue_batch(account_id, event_ids: list) -> bool:
+    ok = True
+    for start in range(0, len(event_ids), MAX_JOB_BATCH):
+        chunk = [str(i) for i in event_ids[start:start + MAX_JOB_BATCH]]
+        ok = jobs.enqueue_many("inbound", PROCESS_BATCH_JOB, account_id, chunk, kind="inbound") and ok
+    return ok
 
 
-def _apply_status(conn, account_id, channel, ev: StatusUpdate) -> None:
-    bidx = messages.provider_id_bidx(account_id, ev.provider_message_id)
-    rank = messages.STATUS_RANK[ev.status]
-    conn.execute(
-        "UPDATE messages SET status = %s, status_rank = %s, error_code = %s, error_reason = %s, updated_at = now() "
-        "WHERE account_id = %s AND channel_id = %s AND provider_id_bidx = %s AND status_rank < %s",
-        (ev.status, rank, ev.error_code, ev.error_reason, account_id, channel["id"], bidx, rank))
-
+# --- applying ----------------------------------------------------------------------------------
 
 def process_event(account_id: str, event_id: str) -> str:
-    """RQ job: apply one stored event. Safe to run twice: a processed event is skipped."""
-    try:
-        return _process(account_id, event_id)
-    except Exception as exc:
-        # The failed transaction rolled back; count the attempt on its own so the
-        # sweeper can stop retrying an event that can never be applied.
-        with db.connection() as conn:
-            conn.execute("UPDATE inbound_events SET attempts = attempts + 1, last_error = %s "
-                         "WHERE account_id = %s AND id = %s", (type(exc).__name__, account_id, event_id))
-        raise
+    """RQ job: apply one stored event (the sweeper's unit). Safe to run twice."""
+    return _process(account_id, [event_id]).get(str(event_id), "skipped")
 
 
-def _process(account_id: str, event_id: str) -> str:
+def process_events(account_id: str, event_ids: list[str]) -> int:
+    """RQ job: apply stored events in arrival order, each in its own savepoint; returns how many were applied.
+
+    Rows are claimed with SKIP LOCKED, so a duplicate job (the sweeper's) and
+    this one never apply the same event twice; a processed event is skipped.
+    """
+    return sum(1 for outcome in _process(account_id, event_ids).values() if outcome == "processed")
+
+
+def _process(account_id: str, event_ids: list[str]) -> dict[str, str]:
     from webhooks import registry  # imported here: providers import the core, not the reverse
 
+    outcomes: dict[str, str] = {}
+    downloads = []
     with db.connection() as conn:
-        row = conn.execute(
-            "SELECT e.id, e.provider, e.data_key_id, e.raw_enc, e.channel_id, c.kind, c.external_id "
+        rows = conn.execute(
+            "SELECT e.id, e.provider, e.data_key_id, e.raw_enc, e.channel_id, c.kind, c.external_id, c.settings "
             "FROM inbound_events e JOIN channels c ON c.account_id = e.account_id AND c.id = e.channel_id "
-            "WHERE e.account_id = %s AND e.id = %s AND e.processed_at IS NULL FOR UPDATE OF e SKIP LOCKED",
-            (account_id, event_id)).fetchone()
-        if row is None:
-            return "skipped"
-        provider = registry.get(row["provider"])
-        if provider is None:
-            # Kept, not dropped: a provider installed later can reprocess it.
-            conn.execute("UPDATE inbound_events SET processed_at = now(), attempts = attempts + 1, last_error = %s "
-                         "WHERE account_id = %s AND id = %s",
-                         (f"no provider '{row['provider']}' is installed", account_id, event_id))
-            return "unsupported"
-        key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
-        raw = key.decrypt(bytes(row["raw_enc"]), field_aad("inbound_events", "raw", account_id, row["id"]))
-        channel = {"id": row["channel_id"], "kind": row["kind"], "external_id": row["external_id"]}
-        for ev in provider.parse(raw, {}):
-            if isinstance(ev, InboundMessage):
-                _apply_message(conn, account_id, channel, ev)
-            elif isinstance(ev, StatusUpdate):
-                _apply_status(conn, account_id, channel, ev)
-        conn.execute("UPDATE inbound_events SET processed_at = now(), attempts = attempts + 1, last_error = NULL "
-                     "WHERE account_id = %s AND id = %s", (account_id, event_id))
-    return "processed"
+            "WHERE e.account_id = %s AND e.id = ANY(%s) AND e.processed_at IS NULL "
+            "ORDER BY e.received_at, e.id FOR UPDATE OF e SKIP LOCKED",
+            (account_id, list(event_ids))).fetchall()
+        for row in rows:
+            provider = registry.get(row["provider"])
+            if provider is None:
+                # Kept, not dropped: a provider installed later can reprocess it.
+                _finish(conn, account_id, row["id"], error=f"no provider '{row['provider']}' is installed",
+                        review=["no-provider"])
+                outcomes[str(row["id"])] = "unsupported"
+                continue
+            try:
+                with conn.transaction():
+                    key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+                    raw = key.decrypt(bytes(row["raw_enc"]), field_aad("inbound_events", "raw", account_id,
+                                                                       row["id"]))
+                    channel = {"id": row["channel_id"], "kind": row["kind"], "external_id": row["external_id"],
+                               "settings": row["settings"]}
+                    outcome = normalise.apply_all(conn, account_id, channel, provider.parse(raw, {}))
+                    _finish(conn, account_id, row["id"], review=outcome.review or None)
+                downloads += outcome.media_ids
+                outcomes[str(row["id"])] = "processed"
+            except Exception as exc:
+                # The savepoint rolled back; count the attempt so the sweeper stops after MAX_ATTEMPTS.
+                log.warning("inbound event failed", extra={"error": type(exc).__name__}, exc_info=True)
+                conn.execute("UPDATE inbound_events SET attempts = attempts + 1, last_error = %s "
+                             "WHERE account_id = %s AND id = %s", (type(exc).__name__, account_id, row["id"]))
+                outcomes[str(row["id"])] = "failed"
+    media.enqueue_downloads(account_id, downloads)
+    return outcomes
+
+
+def _finish(conn, account_id, event_id, *, error: str | None = None, review: list[str] | None = None) -> None:
+    conn.execute("UPDATE inbound_events SET processed_at = now(), attempts = attempts + 1, last_error = %s, "
+                 "review_reasons = %s WHERE account_id = %s AND id = %s",
+                 (error, sorted(set(review)) if review else None, account_id, event_id))

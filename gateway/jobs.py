@@ -42,3 +42,17 @@ def enqueue(queue_name: str, func: str, account_id, row_id, *, kind: str) -> boo
 def enqueue_on(q: Queue, func: str, account_id, row_id, jid: str) -> None:
     """The one place job arguments and retention are decided (ids only; results kept briefly)."""
     q.enqueue(func, str(account_id), str(row_id), job_id=jid, result_ttl=300, failure_ttl=86400)
+
+
+def enqueue_many(queue_name: str, func: str, account_id, row_ids: list[str], *, kind: str) -> bool:
+    """Enqueue func(account_id, row_ids) as one job named after its first row; False when Redis is down."""
+    if not row_ids:
+        return True
+    try:
+        queue(queue_name).enqueue(func, str(account_id), [str(r) for r in row_ids],
+                                  job_id=job_id(kind, account_id, row_ids[0]), result_ttl=300, failure_ttl=86400)
+        return True
+    except redis.RedisError as exc:
+        log.warning("enqueue deferred to the sweeper", extra={"queue": queue_name, "kind": kind,
+                                                              "error": type(exc).__name__})
+        return False

@@ -1,14 +1,24 @@
-"""Threads and messages: one thread per contact and channel, bodies encrypted per contact."""
+"""Threads, messages and their statuses: one thread per contact and channel, bodies under the contact's key.
+
+Statuses only move forward (``STATUS_RANK``): a late 'delivered' after 'read'
+is kept in the history but does not change the message; 'failed' is final and
+keeps its error. A status for a message not recorded yet waits in
+``pending_statuses`` and is applied when the message appears.
+"""
 from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from psycopg.types.json import Jsonb
 
 from gateway import contacts, keystore, runtime
 from gateway.crypto import field_aad
 from gateway.db import uuid7
 
-# Statuses only move forward; a late 'delivered' after 'read' is recorded as an
-# event but does not change the message.
 STATUS_RANK = {"received": 0, "queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5,
                "failed": 6}
+WINDOW = timedelta(hours=24)   # WhatsApp's and Messenger's customer-service window
 
 
 def provider_id_bidx(account_id, provider_message_id: str) -> bytes:
@@ -16,51 +26,231 @@ def provider_id_bidx(account_id, provider_message_id: str) -> bytes:
 
 
 def thread_for(conn, *, account_id, contact_id, channel_id) -> dict:
-    """The contact's thread on this channel, created on first contact."""
+    """The contact's thread on this channel, created on first contact (race-safe: one per pair)."""
     row = conn.execute(
-        "SELECT id, status FROM threads WHERE account_id = %s AND contact_id = %s AND channel_id = %s "
-        "ORDER BY created_at DESC LIMIT 1", (account_id, contact_id, channel_id)).fetchone()
+        "SELECT id, status FROM threads WHERE account_id = %s AND contact_id = %s AND channel_id = %s",
+        (account_id, contact_id, channel_id)).fetchone()
     if row is not None:
         return row
-    return conn.execute(
+    conn.execute(
         "INSERT INTO threads (account_id, id, contact_id, channel_id) VALUES (%s, %s, %s, %s) "
-        "RETURNING id, status", (account_id, uuid7(), contact_id, channel_id)).fetchone()
+        "ON CONFLICT (account_id, contact_id, channel_id) DO NOTHING", (account_id, uuid7(), contact_id, channel_id))
+    return conn.execute(
+        "SELECT id, status FROM threads WHERE account_id = %s AND contact_id = %s AND channel_id = %s",
+        (account_id, contact_id, channel_id)).fetchone()
 
 
 def record_message(conn, *, account_id, contact_id, channel_id, direction: str, body: str | None,
                    kind: str = "text", status: str | None = None,
-                   provider_message_id: str | None = None, idempotency_key: str | None = None) -> dict:
+                   provider_message_id: str | None = None, idempotency_key: str | None = None,
+                   content: dict | None = None, reply_to_provider_id: str | None = None,
+                   occurred_at: datetime | None = None) -> dict | None:
+    """Insert one message into the contact's thread; None when this provider id is already recorded."""
     thread = thread_for(conn, account_id=account_id, contact_id=contact_id, channel_id=channel_id)
     key = contacts.contact_key(conn, account_id=account_id, contact_id=contact_id)
     message_id = uuid7()
     status = status or ("received" if direction == "inbound" else "queued")
+    now = datetime.now(timezone.utc)
+    # A provider clock ahead of ours must not open the window into the future.
+    occurred = min(occurred_at, now) if occurred_at is not None else now
+    bidx = None if provider_message_id is None else provider_id_bidx(account_id, provider_message_id)
+    reply_to_id = None
+    if reply_to_provider_id:
+        found = conn.execute("SELECT id FROM messages WHERE account_id = %s AND channel_id = %s "
+                             "AND provider_id_bidx = %s", (account_id, channel_id,
+                                                            provider_id_bidx(account_id, reply_to_provider_id))
+                             ).fetchone()
+        reply_to_id = found["id"] if found else None
+    stored = dict(content or {})
+    if reply_to_provider_id:
+        stored["reply_to_provider_id"] = reply_to_provider_id
+
+    def enc(column, value):
+        return None if value is None else key.encrypt(value, field_aad("messages", column, account_id, message_id))
+
     row = conn.execute(
         "INSERT INTO messages (account_id, id, thread_id, contact_id, channel_id, direction, kind, body_enc, "
-        "provider_id_bidx, status, status_rank, idempotency_key) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "RETURNING id, thread_id, direction, kind, status, created_at",
-        (account_id, message_id, thread["id"], contact_id, channel_id, direction, kind,
-         None if body is None else key.encrypt(body, field_aad("messages", "body", account_id, message_id)),
-         None if provider_message_id is None else provider_id_bidx(account_id, provider_message_id),
-         status, STATUS_RANK[status], idempotency_key)).fetchone()
+        "content_enc, provider_id_enc, provider_id_bidx, reply_to_id, occurred_at, status, status_rank, "
+        "idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (account_id, channel_id, provider_id_bidx) WHERE provider_id_bidx IS NOT NULL DO NOTHING "
+        "RETURNING id, thread_id, direction, kind, status, occurred_at, created_at",
+        (account_id, message_id, thread["id"], contact_id, channel_id, direction, kind, enc("body", body),
+         enc("content", json.dumps(stored)) if stored else None, enc("provider_id", provider_message_id), bidx,
+         reply_to_id, occurred, status, STATUS_RANK[status], idempotency_key)).fetchone()
+    if row is None:
+        return None
+    inbound = direction == "inbound"
     conn.execute(
-        "UPDATE threads SET last_activity_at = now(), "
-        "last_inbound_at = CASE WHEN %s THEN now() ELSE last_inbound_at END "
+        "UPDATE threads SET last_activity_at = greatest(last_activity_at, %s), "
+        "last_inbound_at = CASE WHEN %s THEN greatest(coalesce(last_inbound_at, %s), %s) ELSE last_inbound_at END, "
+        "last_outbound_at = CASE WHEN %s THEN last_outbound_at ELSE greatest(coalesce(last_outbound_at, %s), %s) END, "
+        # A new customer message reopens a resolved or snoozed thread.
+        "reopened_at = CASE WHEN %s AND status IN ('resolved', 'snoozed') THEN now() ELSE reopened_at END, "
+        "status = CASE WHEN %s AND status IN ('resolved', 'snoozed') THEN 'open' ELSE status END "
         "WHERE account_id = %s AND id = %s",
-        (direction == "inbound", account_id, thread["id"]))
+        (occurred, inbound, occurred, occurred, inbound, occurred, occurred, inbound, inbound,
+         account_id, thread["id"]))
+    if bidx is not None:
+        _apply_pending(conn, account_id, channel_id, bidx, row["id"])
     return dict(row, body=body)
 
 
-def list_thread_messages(conn, *, account_id, thread_id, limit: int = 100) -> list[dict]:
-    rows = conn.execute(
-        "SELECT m.id, m.direction, m.kind, m.body_enc, m.status, m.created_at, c.data_key_id "
-        "FROM messages m JOIN contacts c ON c.account_id = m.account_id AND c.id = m.contact_id "
-        "WHERE m.account_id = %s AND m.thread_id = %s ORDER BY m.created_at, m.id LIMIT %s",
-        (account_id, thread_id, limit)).fetchall()
-    out = []
-    for r in rows:
-        key = keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
-        out.append({"id": r["id"], "direction": r["direction"], "kind": r["kind"], "status": r["status"],
-                    "created_at": r["created_at"],
-                    "body": key.decrypt_text(r["body_enc"], field_aad("messages", "body", account_id, r["id"]))})
+# --- statuses ----------------------------------------------------------------------------------
+
+def apply_status(conn, *, account_id, channel_id, provider_message_id: str, status: str,
+                 error_code: str | None = None, error_reason: str | None = None, detail: dict | None = None,
+                 provider_ts: str | None = None, occurred_at: datetime | None = None) -> str:
+    """Apply a provider status; 'applied', 'kept' (history only) or 'pending' (message not known yet)."""
+    bidx = provider_id_bidx(account_id, provider_message_id)
+    row = conn.execute("SELECT id FROM messages WHERE account_id = %s AND channel_id = %s AND provider_id_bidx = %s",
+                       (account_id, channel_id, bidx)).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO pending_statuses (account_id, id, channel_id, provider_id_bidx, status, error_code, "
+            "error_reason, detail, provider_ts, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (account_id, uuid7(), channel_id, bidx, status, error_code, error_reason, Jsonb(detail or {}),
+             provider_ts, occurred_at))
+        return "pending"
+    return _apply_to(conn, account_id, row["id"], status, error_code, error_reason, detail, provider_ts, occurred_at)
+
+
+def _apply_to(conn, account_id, message_id, status, error_code, error_reason, detail, provider_ts,
+              occurred_at) -> str:
+    event_detail = dict(detail or {})
+    if error_code or error_reason:
+        event_detail.update(error_code=error_code, error_reason=error_reason)
+    conn.execute(
+        "INSERT INTO message_events (account_id, id, message_id, status, detail, provider_ts, occurred_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (account_id, message_id, status, (coalesce(provider_ts, ''))) DO NOTHING",
+        (account_id, uuid7(), message_id, status, Jsonb(event_detail), provider_ts, occurred_at))
+    rank = STATUS_RANK[status]
+    moved = conn.execute(
+        "UPDATE messages SET status = %s, status_rank = %s, updated_at = now(), "
+        "error_code = CASE WHEN %s = 'failed' THEN %s ELSE error_code END, "
+        "error_reason = CASE WHEN %s = 'failed' THEN %s ELSE error_reason END "
+        "WHERE account_id = %s AND id = %s AND status_rank < %s RETURNING id",
+        (status, rank, status, error_code, status, error_reason, account_id, message_id, rank)).fetchone()
+    return "applied" if moved else "kept"
+
+
+def _apply_pending(conn, account_id, channel_id, bidx: bytes, message_id) -> None:
+    waiting = conn.execute(
+        "DELETE FROM pending_statuses WHERE account_id = %s AND channel_id = %s AND provider_id_bidx = %s "
+        "RETURNING status, error_code, error_reason, detail, provider_ts, occurred_at",
+        (account_id, channel_id, bidx)).fetchall()
+    for p in sorted(waiting, key=lambda p: STATUS_RANK[p["status"]]):
+        _apply_to(conn, account_id, message_id, p["status"], p["error_code"], p["error_reason"], p["detail"],
+                  p["provider_ts"], p["occurred_at"])
+
+
+def apply_watermark(conn, *, account_id, channel_id, contact_id, status: str, watermark: datetime,
+                    provider_ts: str | None = None) -> int:
+    """Messenger's delivery/read watermark: every outbound message to the contact up to it moves on."""
+    rank = STATUS_RANK[status]
+    moved = conn.execute(
+        "UPDATE messages SET status = %s, status_rank = %s, updated_at = now() "
+        "WHERE account_id = %s AND channel_id = %s AND direction = 'outbound' "
+        "AND contact_id = %s AND occurred_at <= %s AND status_rank < %s RETURNING id",
+        (status, rank, account_id, channel_id, contact_id, watermark, rank)).fetchall()
+    for m in moved:
+        conn.execute(
+            "INSERT INTO message_events (account_id, id, message_id, status, detail, provider_ts, occurred_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (account_id, message_id, status, (coalesce(provider_ts, ''))) DO NOTHING",
+            (account_id, uuid7(), m["id"], status, Jsonb({"watermark": watermark.isoformat()}), provider_ts,
+             watermark))
+    return len(moved)
+
+
+def mark_related(conn, *, account_id, channel_id, provider_message_id: str, event: str, by_message_id) -> None:
+    """Note on a message that it was reacted to, edited or deleted (by a later message)."""
+    row = conn.execute("SELECT id FROM messages WHERE account_id = %s AND channel_id = %s AND provider_id_bidx = %s",
+                       (account_id, channel_id, provider_id_bidx(account_id, provider_message_id))).fetchone()
+    if row is None:
+        return
+    conn.execute(
+        "INSERT INTO message_events (account_id, id, message_id, status, detail, provider_ts) "
+        "VALUES (%s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (account_id, message_id, status, (coalesce(provider_ts, ''))) DO NOTHING",
+        (account_id, uuid7(), row["id"], event, Jsonb({"by_message_id": str(by_message_id)}), str(by_message_id)))
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def window(last_inbound_at: datetime | None, now: datetime | None = None) -> dict:
+    """The 24-hour customer-service window as the API shows it."""
+    if last_inbound_at is None:
+        return {"open": False, "closes_at": None}
+    closes = last_inbound_at + WINDOW
+    return {"open": closes > (now or datetime.now(timezone.utc)), "closes_at": closes}
+
+
+def decrypt_message(conn, account_id, row: dict, key=None) -> dict:
+    if key is None:
+        key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+
+    def dec(column):
+        return key.decrypt_text(row[f"{column}_enc"], field_aad("messages", column, account_id, row["id"]))
+
+    content = dec("content")
+    return {
+        "id": row["id"], "thread_id": row["thread_id"], "direction": row["direction"], "kind": row["kind"],
+        "text": dec("body"), "content": json.loads(content) if content else {},
+        "provider_message_id": dec("provider_id"), "reply_to_id": row["reply_to_id"],
+        "status": row["status"], "error": ({"code": row["error_code"], "reason": row["error_reason"]}
+                                           if row["error_code"] or row["error_reason"] else None),
+        "occurred_at": row["occurred_at"], "created_at": row["created_at"], "updated_at": row["updated_at"],
+    }
+
+
+MESSAGE_COLUMNS = ("m.id, m.thread_id, m.direction, m.kind, m.body_enc, m.content_enc, m.provider_id_enc, "
+                   "m.reply_to_id, m.status, m.error_code, m.error_reason, m.occurred_at, m.created_at, "
+                   "m.updated_at, c.data_key_id")
+
+
+def list_thread_messages(conn, *, account_id, thread_id, limit: int = 100, before=None, after=None,
+                         latest: bool = False) -> list[dict]:
+    """Messages in conversation order. ``before``/``after`` are (occurred_at, id) cursors:
+    ``before`` (or ``latest``) pages back toward older messages, ``after`` forward toward newer ones."""
+    base = (f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN contacts c "
+            "ON c.account_id = m.account_id AND c.id = m.contact_id WHERE m.account_id = %s AND m.thread_id = %s ")
+    if after is not None:
+        rows = conn.execute(base + "AND (m.occurred_at, m.id) > (%s, %s) ORDER BY m.occurred_at, m.id LIMIT %s",
+                            (account_id, thread_id, *after, limit)).fetchall()
+    elif before is not None:
+        rows = conn.execute(base + "AND (m.occurred_at, m.id) < (%s, %s) "
+                            "ORDER BY m.occurred_at DESC, m.id DESC LIMIT %s",
+                            (account_id, thread_id, *before, limit)).fetchall()[::-1]
+    elif latest:
+        rows = conn.execute(base + "ORDER BY m.occurred_at DESC, m.id DESC LIMIT %s",
+                            (account_id, thread_id, limit)).fetchall()[::-1]
+    else:
+        rows = conn.execute(base + "ORDER BY m.occurred_at, m.id LIMIT %s", (account_id, thread_id, limit)).fetchall()
+    out = [decrypt_message(conn, account_id, r) for r in rows]
+    _attach_history(conn, account_id, out)
     return out
+
+
+def _attach_history(conn, account_id, messages: list[dict]) -> None:
+    if not messages:
+        return
+    ids = [m["id"] for m in messages]
+    events = conn.execute(
+        "SELECT message_id, status, detail, provider_ts, occurred_at, created_at FROM message_events "
+        "WHERE account_id = %s AND message_id = ANY(%s) ORDER BY created_at, id", (account_id, ids)).fetchall()
+    media = conn.execute(
+        "SELECT id, message_id, kind, mime_type, state, attempts, last_error, size_bytes, sha256, stored_at "
+        "FROM media WHERE account_id = %s AND message_id = ANY(%s) ORDER BY position", (account_id, ids)).fetchall()
+    by_id = {m["id"]: m for m in messages}
+    for m in messages:
+        m["statuses"], m["media"] = [], []
+    for e in events:
+        by_id[e["message_id"]]["statuses"].append(
+            {"status": e["status"], "at": e["occurred_at"] or e["created_at"], "provider_ts": e["provider_ts"],
+             "detail": e["detail"] or {}})
+    for a in media:
+        by_id[a["message_id"]]["media"].append(
+            {"id": a["id"], "kind": a["kind"], "mime_type": a["mime_type"], "state": a["state"],
+             "attempts": a["attempts"], "last_error": a["last_error"], "size_bytes": a["size_bytes"],
+             "sha256": a["sha256"], "stored_at": a["stored_at"], "url": f"/v1/media/{a['id']}"})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis
 from rq.job import Job, JobStatus
 
-from gateway import db, inbound, jobs, runtime
+from gateway import db, inbound, jobs, media, runtime
 
 log = logging.getLogger("gateway.sweeper")
 MAX_ATTEMPTS = 10
@@ -27,13 +27,18 @@ class Sweep:
     queue: str
     func: str
     pending_sql: str   # params: grace seconds, max attempts, batch size; returns account_id, id
+    batch: int = 1     # >1: one job takes a list of up to this many ids of one account
 
 
 SWEEPS: list[Sweep] = [
-    Sweep(kind="inbound", queue="inbound", func=inbound.PROCESS_JOB,
+    Sweep(kind="inbound", queue="inbound", func=inbound.PROCESS_BATCH_JOB, batch=inbound.MAX_JOB_BATCH,
           pending_sql="SELECT account_id, id FROM inbound_events "
                       "WHERE processed_at IS NULL AND received_at < now() - make_interval(secs => %s) "
                       "AND attempts < %s ORDER BY received_at LIMIT %s"),
+    Sweep(kind="media", queue="default", func=media.DOWNLOAD_JOB,
+          pending_sql="SELECT account_id, id FROM media "
+                      "WHERE state = 'pending' AND next_attempt_at < now() - make_interval(secs => %s) "
+                      "AND attempts < %s ORDER BY next_attempt_at LIMIT %s"),
 ]
 
 _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
@@ -49,21 +54,35 @@ def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
         if not rows:
             counts[sweep.kind] = 0
             continue
-        ids = [jobs.job_id(sweep.kind, r["account_id"], r["id"]) for r in rows]
+        units = _units(rows, sweep.batch)
+        ids = [jobs.job_id(sweep.kind, account_id, chunk[0]) for account_id, chunk in units]
         existing = Job.fetch_many(ids, connection=conn_redis)
         q = jobs.queue(sweep.queue)
         n = 0
-        for row, jid, job in zip(rows, ids, existing):
+        for (account_id, chunk), jid, job in zip(units, ids, existing):
             if job is not None:
                 if job.get_status(refresh=False) in _LIVE:
                     continue
                 job.delete()  # finished or failed, yet the row is still pending: run it again
-            jobs.enqueue_on(q, sweep.func, row["account_id"], row["id"], jid)
-            n += 1
+            if sweep.batch > 1:
+                q.enqueue(sweep.func, str(account_id), [str(c) for c in chunk], job_id=jid, result_ttl=300,
+                          failure_ttl=86400)
+            else:
+                jobs.enqueue_on(q, sweep.func, account_id, chunk[0], jid)
+            n += len(chunk)
         counts[sweep.kind] = n
         if n:
             log.info("re-enqueued pending work", extra={"kind": sweep.kind, "count": n})
     return counts
+
+
+def _units(rows, batch: int) -> list[tuple[object, list]]:
+    """Rows grouped per account into jobs of at most ``batch`` ids (one id each when batch is 1)."""
+    by_account: dict = {}
+    for r in rows:
+        by_account.setdefault(r["account_id"], []).append(r["id"])
+    return [(account_id, ids[i:i + batch]) for account_id, ids in by_account.items()
+            for i in range(0, len(ids), batch)]
 
 
 def run_forever(interval_s: float) -> None:

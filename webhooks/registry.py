@@ -13,3 +13,12 @@ def register(provider: Provider) -> Provider:
 
 def get(name: str) -> Provider | None:
     return PROVIDERS.get(name)
+
+
+def _install_builtin() -> None:
+    from webhooks import instagram, messenger, twilio, whatsapp
+    for module in (whatsapp, messenger, instagram, twilio):
+        register(module.PROVIDER)
+
+
+_install_builtin()

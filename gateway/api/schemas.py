@@ -36,3 +36,30 @@ class ContactCreate(StrictSchema):
                              error="use a language code such as 'es' or 'pt_BR'"), allow_none=True)
     profile = fields.Dict(keys=fields.String(), allow_none=True)
     identities = fields.List(fields.Nested(IdentityIn), load_default=list)
+
+
+_CHANNEL_KINDS = ("whatsapp", "messenger", "instagram", "twilio", "sandbox")
+_SECRET = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
+                      values=fields.String(allow_none=True, validate=validate.Length(max=4096)))
+
+
+class ChannelCreate(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(_CHANNEL_KINDS))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    external_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    group_id = fields.String(validate=validate.Length(max=200), allow_none=True)
+    credentials = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)),
+                              values=fields.String(validate=validate.Length(max=4096)), load_default=dict)
+    settings = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class ChannelUpdate(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    status = fields.String(validate=validate.OneOf(("active", "disabled")))
+    group_id = fields.String(validate=validate.Length(max=200), allow_none=True)
+    credentials = _SECRET
+    settings = fields.Dict(keys=fields.String())
+
+
+class ContactRef(StrictSchema):
+    contact_id = fields.UUID(required=True)

@@ -1,13 +1,11 @@
 """REST views. They hold no SQL: each calls a domain function scoped to the caller's account."""
 from __future__ import annotations
 
-import base64
-from datetime import datetime
-
 import psycopg.errors
-from flask import Blueprint, request
+from flask import Blueprint
 
 from gateway import accounts, contacts
+from gateway.api import paging
 from gateway.api.schemas import ApiKeyCreate, ContactCreate
 from gateway.http import api, json_body, parse_uuid
 from gateway.problems import Problem
@@ -52,20 +50,6 @@ def revoke_key(conn, principal, key_id):
     return _key_view(row)
 
 
-def _cursor(contact: dict) -> str:
-    raw = f"{contact['created_at'].isoformat()}|{contact['id']}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _parse_cursor(value: str):
-    try:
-        created, _, cid = base64.urlsafe_b64decode(value.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), parse_uuid(cid, "cursor")
-    except (ValueError, UnicodeDecodeError, Problem):
-        raise Problem(400, "Bad Cursor", "the 'before' cursor is not one this API returned; "
-                      "start again without it", slug="bad-cursor") from None
-
-
 @bp.post("/contacts")
 @api(scope="contacts:write")
 def create_contact(conn, principal):
@@ -86,15 +70,9 @@ def create_contact(conn, principal):
 @bp.get("/contacts")
 @api(scope="contacts:read")
 def list_contacts(conn, principal):
-    try:
-        limit = int(request.args.get("limit", 50))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 200:
-        raise Problem(400, "Bad Limit", "limit must be a whole number from 1 to 200", slug="bad-limit")
-    before = _parse_cursor(request.args["before"]) if request.args.get("before") else None
-    rows = contacts.list_contacts(conn, account_id=principal.account_id, limit=limit, before=before)
-    return {"data": rows, "next": _cursor(rows[-1]) if len(rows) == limit else None}
+    limit = paging.limit()
+    rows = contacts.list_contacts(conn, account_id=principal.account_id, limit=limit, before=paging.decode("before"))
+    return {"data": rows, "next": paging.encode(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None}
 
 
 @bp.get("/contacts/<contact_id>")

@@ -17,7 +17,7 @@ def _env(**over):
 
 def test_valid_environment_loads():
     s = load_settings(_env())
-    assert s.database_url.startswith("postgresql") and s.max_request_bytes == 1_048_576
+    assert s.database_url.startswith("postgresql") and s.max_request_bytes == 4_194_304
 
 
 def test_each_problem_is_its_own_line_with_an_example():

@@ -52,7 +52,7 @@ def test_dump_has_no_phone_number_and_no_message_text(tenant, conn):
         assert h not in dump
     # ...while the gateway itself still reads everything back.
     thread = messages.thread_for(conn, account_id=tenant.id, contact_id=api["id"], channel_id=channel["id"])
-    bodies = [m["body"] for m in messages.list_thread_messages(conn, account_id=tenant.id, thread_id=thread["id"])]
+    bodies = [m["text"] for m in messages.list_thread_messages(conn, account_id=tenant.id, thread_id=thread["id"])]
     assert bodies == [TEXT, "Claro, " + TEXT]
     assert tenant.get(f"/v1/contacts/{api['id']}").json["identities"][0]["address"] == PHONE
     assert channels.credentials(conn, account_id=tenant.id, channel_id=channel["id"]) == {"access_token": "EAAGsecret"}

@@ -100,7 +100,7 @@ def test_message_is_stored_once_then_applied_by_a_worker(client, provider, chann
     assert _events(conn, tenant.id)[0]["processed_at"] is not None
     thread = conn.execute("SELECT id FROM threads WHERE account_id = %s", (tenant.id,)).fetchone()
     msgs = messages.list_thread_messages(conn, account_id=tenant.id, thread_id=thread["id"])
-    assert [(m["direction"], m["body"]) for m in msgs] == [("inbound", "hola")]
+    assert [(m["direction"], m["text"]) for m in msgs] == [("inbound", "hola")]
 
 
 def test_statuses_never_move_backwards(client, provider, channel, tenant, conn):

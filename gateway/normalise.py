@@ -1,0 +1,123 @@
+"""Apply a provider's normalised events to the account's contacts, threads, messages, statuses and notices.
+
+Everything here runs inside the worker's transaction for one stored raw event
+(a savepoint per event), so an event is applied completely or not at all, and
+applying it twice changes nothing the second time.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from gateway import channels, contacts, media, merges, messages, notices
+from gateway.contacts import InvalidAddress
+from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate, Unsupported
+
+log = logging.getLogger("gateway.normalise")
+
+# A later message that points at an earlier one leaves a trace on it.
+RELATED_EVENTS = {"reaction": "reacted", "edit": "edited", "revoke": "deleted"}
+# Channel notices kept on the channel itself (the latest one per topic).
+HEALTH_TOPICS = frozenset({"phone_quality", "account_update", "phone_name", "business_capability",
+                           "account_alerts", "account_review_update", "security"})
+
+
+@dataclass
+class Outcome:
+    media_ids: list = field(default_factory=list)
+    review: list[str] = field(default_factory=list)
+
+
+def _address(kind: str, address: str) -> str:
+    try:
+        return contacts.normalise_address(kind, address)
+    except InvalidAddress:
+        return address.strip()   # kept as the provider gave it: an odd sender is still a customer
+
+
+def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) -> None:
+    identities = [(ev.sender_kind, _address(ev.sender_kind, ev.sender))]
+    identities += [(k, _address(k, a)) for k, a in ev.aliases if (k, _address(k, a)) not in identities]
+    contact_id = merges.resolve_sender(conn, account_id=account_id, identities=identities, name=ev.sender_name)
+    outbound = ev.direction == "outbound"
+    recorded = messages.record_message(
+        conn, account_id=account_id, contact_id=contact_id, channel_id=channel["id"],
+        direction=ev.direction, body=ev.text, kind=ev.kind, status="sent" if outbound else "received",
+        provider_message_id=ev.provider_message_id, content=_content(ev), reply_to_provider_id=ev.reply_to,
+        occurred_at=ev.occurred_at)
+    if recorded is None:
+        return   # the same message arrived before (another batch, a redelivery with a new body hash)
+    if ev.reply_to and ev.kind in RELATED_EVENTS:
+        messages.mark_related(conn, account_id=account_id, channel_id=channel["id"],
+                              provider_message_id=ev.reply_to, event=RELATED_EVENTS[ev.kind],
+                              by_message_id=recorded["id"])
+    for position, item in enumerate(ev.media):
+        out.media_ids.append(media.announce(conn, account_id=account_id, message_id=recorded["id"],
+                                            contact_id=contact_id, channel_id=channel["id"],
+                                            position=position, item=item))
+
+
+def _content(ev: InboundMessage) -> dict:
+    content = dict(ev.content)
+    if ev.sender_name:
+        content.setdefault("profile_name", ev.sender_name)
+    if ev.timestamp is not None:
+        content.setdefault("provider_timestamp", ev.timestamp)
+    return content
+
+
+def _status(conn, account_id, channel: dict, ev: StatusUpdate, out: Outcome) -> None:
+    detail = dict(ev.detail)
+    if ev.callback_data is not None:
+        detail["callback_data"] = ev.callback_data
+    if ev.provider_message_id:
+        messages.apply_status(conn, account_id=account_id, channel_id=channel["id"],
+                              provider_message_id=ev.provider_message_id, status=ev.status,
+                              error_code=ev.error_code, error_reason=ev.error_reason, detail=detail,
+                              provider_ts=ev.timestamp, occurred_at=ev.occurred_at)
+    elif ev.watermark is not None and ev.recipient and ev.recipient_kind:
+        contact_id = contacts.contact_id_for(conn, account_id=account_id, kind=ev.recipient_kind,
+                                             address=_address(ev.recipient_kind, ev.recipient))
+        if contact_id is not None:
+            messages.apply_watermark(conn, account_id=account_id, channel_id=channel["id"], contact_id=contact_id,
+                                     status=ev.status, watermark=ev.watermark, provider_ts=ev.timestamp)
+    else:
+        out.review.append("status:no-message-id")
+
+
+def _identity_change(conn, account_id, channel: dict, ev: IdentityChange, out: Outcome) -> None:
+    result = contacts.move_identity(conn, account_id=account_id, kind=ev.kind, old=_address(ev.kind, ev.old),
+                                    new=_address(ev.kind, ev.new), actor="inbound")
+    if result == "conflict":
+        out.review.append("identity-change:new-address-belongs-to-another-contact")
+
+
+def _notice(conn, account_id, channel: dict, ev: Notice, out: Outcome) -> None:
+    contact_id = None
+    if ev.subject is not None:
+        kind, address = ev.subject
+        contact_id = contacts.contact_id_for(conn, account_id=account_id, kind=kind, address=_address(kind, address))
+    notices.record(conn, account_id=account_id, channel_id=channel["id"], topic=ev.topic, detail=ev.detail,
+                   contact_id=contact_id, occurred_at=ev.occurred_at)
+    if ev.topic in HEALTH_TOPICS:
+        channels.record_health(conn, account_id=account_id, channel_id=channel["id"], topic=ev.topic,
+                               detail=ev.detail)
+
+
+def _unsupported(conn, account_id, channel, ev: Unsupported, out: Outcome) -> None:
+    out.review.append(ev.what)
+
+
+_APPLY = {InboundMessage: _message, StatusUpdate: _status, IdentityChange: _identity_change,
+          Notice: _notice, Unsupported: _unsupported}
+
+
+def apply_all(conn, account_id, channel: dict, events: list) -> Outcome:
+    out = Outcome()
+    for ev in events:
+        apply = _APPLY.get(type(ev))
+        if apply is None:
+            out.review.append(f"unknown-event:{type(ev).__name__}")
+            continue
+        apply(conn, account_id, channel, ev, out)
+    return out

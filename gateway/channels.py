@@ -84,6 +84,9 @@ def create_channel(conn, *, account_id, kind: str, name: str, external_id: str,
         raise ChannelError(f"unknown channel kind {kind!r}; choose from {', '.join(KINDS)}")
     credentials = {k: v for k, v in (credentials or {}).items() if v not in (None, "")}
     check_credentials(kind, credentials)
+    provider = _provider(kind)
+    if group_id is None and hasattr(provider, "group_id"):
+        group_id = provider.group_id(credentials)
     key = keystore.account_key(conn, account_id=account_id)
     channel_id = uuid7()
     verify = credentials.get("verify_token")

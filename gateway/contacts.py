@@ -141,6 +141,11 @@ def _decrypt_contact(conn, account_id, row: dict) -> dict:
         "identities": identities,
         "merged_into": row["merged_into"],
         "merged_contacts": merged,
+        "threads": [dict(t) for t in conn.execute(
+            "SELECT t.id, t.channel_id, ch.kind AS channel_kind, t.status, t.last_activity_at FROM threads t "
+            "JOIN channels ch ON ch.account_id = t.account_id AND ch.id = t.channel_id "
+            "WHERE t.account_id = %s AND t.contact_id = ANY(%s) ORDER BY t.last_activity_at DESC",
+            (account_id, [row["id"], *merged])).fetchall()],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }

@@ -54,12 +54,11 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
     # A provider clock ahead of ours must not open the window into the future.
     occurred = min(occurred_at, now) if occurred_at is not None else now
     bidx = None if provider_message_id is None else provider_id_bidx(account_id, provider_message_id)
-    reply_to_id = None
+    reply_to_id = reply_bidx = None
     if reply_to_provider_id:
+        reply_bidx = provider_id_bidx(account_id, reply_to_provider_id)
         found = conn.execute("SELECT id FROM messages WHERE account_id = %s AND channel_id = %s "
-                             "AND provider_id_bidx = %s", (account_id, channel_id,
-                                                            provider_id_bidx(account_id, reply_to_provider_id))
-                             ).fetchone()
+                             "AND provider_id_bidx = %s", (account_id, channel_id, reply_bidx)).fetchone()
         reply_to_id = found["id"] if found else None
     stored = dict(content or {})
     if reply_to_provider_id:
@@ -70,13 +69,13 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
 
     row = conn.execute(
         "INSERT INTO messages (account_id, id, thread_id, contact_id, channel_id, direction, kind, body_enc, "
-        "content_enc, provider_id_enc, provider_id_bidx, reply_to_id, occurred_at, status, status_rank, "
-        "idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "content_enc, provider_id_enc, provider_id_bidx, reply_to_id, reply_to_bidx, occurred_at, status, "
+        "status_rank, idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (account_id, channel_id, provider_id_bidx) WHERE provider_id_bidx IS NOT NULL DO NOTHING "
         "RETURNING id, thread_id, direction, kind, status, occurred_at, created_at",
         (account_id, message_id, thread["id"], contact_id, channel_id, direction, kind, enc("body", body),
          enc("content", json.dumps(stored)) if stored else None, enc("provider_id", provider_message_id), bidx,
-         reply_to_id, occurred, status, STATUS_RANK[status], idempotency_key)).fetchone()
+         reply_to_id, reply_bidx, occurred, status, STATUS_RANK[status], idempotency_key)).fetchone()
     if row is None:
         return None
     inbound = direction == "inbound"
@@ -92,6 +91,9 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
          account_id, thread["id"]))
     if bidx is not None:
         _apply_pending(conn, account_id, channel_id, bidx, row["id"])
+        # Replies (reactions, edits) that arrived before the message they point at now find it.
+        conn.execute("UPDATE messages SET reply_to_id = %s WHERE account_id = %s AND channel_id = %s "
+                     "AND reply_to_bidx = %s AND reply_to_id IS NULL", (row["id"], account_id, channel_id, bidx))
     return dict(row, body=body)
 
 

@@ -185,3 +185,12 @@ def unmerge_contact(conn, principal, contact_id):
 def events_for_review(conn, principal):
     """Webhook bodies stored and acknowledged but not fully understood (never their content)."""
     return {"data": inbound_review.flagged(conn, account_id=principal.account_id, limit=paging.limit())}
+
+
+@bp.get("/notices")
+@api(scope="admin")
+def list_notices(conn, principal):
+    """Provider notices (template, quality, account, preference, call updates), newest first."""
+    from gateway import notices
+    return {"data": notices.list_notices(conn, account_id=principal.account_id, topic=request.args.get("topic"),
+                                         limit=paging.limit())}

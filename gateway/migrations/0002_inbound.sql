@@ -52,9 +52,12 @@ ALTER TABLE threads ADD COLUMN reopened_at timestamptz;
 ALTER TABLE messages ADD COLUMN content_enc bytea;
 ALTER TABLE messages ADD COLUMN provider_id_enc bytea;
 ALTER TABLE messages ADD COLUMN reply_to_id uuid;
+ALTER TABLE messages ADD COLUMN reply_to_bidx bytea;   -- resolved to reply_to_id when the target arrives late
 ALTER TABLE messages ADD COLUMN occurred_at timestamptz NOT NULL DEFAULT now();
 DROP INDEX messages_by_thread;
 CREATE INDEX messages_by_thread ON messages (account_id, thread_id, occurred_at, id);
+CREATE INDEX messages_awaiting_reply_target ON messages (account_id, channel_id, reply_to_bidx)
+    WHERE reply_to_bidx IS NOT NULL AND reply_to_id IS NULL;
 CREATE INDEX messages_outbound_by_thread ON messages (account_id, thread_id, occurred_at)
     WHERE direction = 'outbound';
 

@@ -25,6 +25,10 @@ class TwilioProvider:
     # Twilio reads the answer as TwiML: an empty Response means "no auto-reply".
     ack = ('<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml")
 
+    def group_id(self, credentials: Mapping[str, Any]) -> str | None:
+        """Status callbacks without a number still name the account: route them by its SID."""
+        return credentials.get("account_sid") or None
+
     def channel_ids(self, raw: bytes, headers: Mapping[str, str], url: str) -> list[str]:
         return _parse.channel_ids(raw, headers)
 

@@ -38,7 +38,8 @@ def candidates(params: Params) -> list[str]:
     found: list[str] = []
     service = params.get("MessagingServiceSid")
     number = split_address(params.get("To" if is_inbound(params) else "From"))[1]
-    for value in (service, number):
+    # Last resort: the account SID, which the core matches against a channel's group id.
+    for value in (service, number, params.get("AccountSid")):
         if value and value not in found:
             found.append(value)
     return found

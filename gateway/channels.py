@@ -221,6 +221,14 @@ def _lookup(conn_factory, kind: str, external_id: str) -> Route | None:
     return Route(row["account_id"], row["id"], row["kind"], row["external_id"], row["settings"] or {}, creds)
 
 
+def sibling(conn, *, account_id, kind: str, external_id: str) -> dict | None:
+    """Another channel of the same account and kind, by its external (or group) id."""
+    return conn.execute(
+        "SELECT id, kind, external_id, group_id, settings FROM channels WHERE account_id = %s AND kind = %s "
+        "AND (external_id = %s OR group_id = %s) ORDER BY (external_id = %s) DESC LIMIT 1",
+        (account_id, kind, external_id, external_id, external_id)).fetchone()
+
+
 def by_verify_token(conn, kind: str, token: str) -> dict | None:
     """The active channel whose verify token this is (GET handshake), compared in constant time."""
     digest = token_hash(token)

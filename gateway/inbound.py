@@ -153,7 +153,8 @@ def _process(account_id: str, event_ids: list[str]) -> dict[str, str]:
     downloads = []
     with db.connection() as conn:
         rows = conn.execute(
-            "SELECT e.id, e.provider, e.data_key_id, e.raw_enc, e.channel_id, c.kind, c.external_id, c.settings "
+            "SELECT e.id, e.provider, e.data_key_id, e.raw_enc, e.channel_id, c.kind, c.external_id, c.group_id, "
+            "c.settings "
             "FROM inbound_events e JOIN channels c ON c.account_id = e.account_id AND c.id = e.channel_id "
             "WHERE e.account_id = %s AND e.id = ANY(%s) AND e.processed_at IS NULL "
             "ORDER BY e.received_at, e.id FOR UPDATE OF e SKIP LOCKED",
@@ -172,7 +173,7 @@ def _process(account_id: str, event_ids: list[str]) -> dict[str, str]:
                     raw = key.decrypt(bytes(row["raw_enc"]), field_aad("inbound_events", "raw", account_id,
                                                                        row["id"]))
                     channel = {"id": row["channel_id"], "kind": row["kind"], "external_id": row["external_id"],
-                               "settings": row["settings"]}
+                               "group_id": row["group_id"], "settings": row["settings"]}
                     outcome = normalise.apply_all(conn, account_id, channel, provider.parse(raw, {}))
                     _finish(conn, account_id, row["id"], review=outcome.review or None)
                 downloads += outcome.media_ids

@@ -113,11 +113,23 @@ _APPLY = {InboundMessage: _message, StatusUpdate: _status, IdentityChange: _iden
 
 
 def apply_all(conn, account_id, channel: dict, events: list) -> Outcome:
+    """Apply every event. One body can address several numbers of one business account (one WABA):
+    each event goes to the account's channel it names. An id the account has no channel for (a Twilio
+    Messaging Service SID beside the number the channel is registered by, say) stays on the channel the
+    request was routed to and verified with."""
     out = Outcome()
+    siblings = {channel["external_id"]: channel}
     for ev in events:
         apply = _APPLY.get(type(ev))
         if apply is None:
             out.review.append(f"unknown-event:{type(ev).__name__}")
             continue
-        apply(conn, account_id, channel, ev, out)
+        target = channel
+        named = getattr(ev, "external_id", None)
+        if named and named != channel["external_id"] and named != channel.get("group_id"):
+            if named not in siblings:
+                siblings[named] = channels.sibling(conn, account_id=account_id, kind=channel["kind"],
+                                                   external_id=named)
+            target = siblings[named] or channel
+        apply(conn, account_id, target, ev, out)
     return out

@@ -38,16 +38,19 @@ def candidates(params: Params) -> list[str]:
     found: list[str] = []
     service = params.get("MessagingServiceSid")
     number = split_address(params.get("To" if is_inbound(params) else "From"))[1]
-    # Last resort: the account SID, which the core matches against a channel's group id.
-    for value in (service, number, params.get("AccountSid")):
+    for value in (service, number):
         if value and value not in found:
             found.append(value)
     return found
 
 
 def channel_ids(raw: bytes, headers: Mapping[str, Any] | None) -> list[str]:
-    """Raises BadRequest for a body that is not a UTF-8 form or valid JSON; otherwise never raises."""
-    return candidates(_body.decode(raw, headers))
+    """Raises BadRequest for a body that is not a UTF-8 form or valid JSON; otherwise never raises.
+    Last resort: the account SID, which the core matches against a channel's group id."""
+    params = _body.decode(raw, headers)
+    found = candidates(params)
+    account = params.get("AccountSid")
+    return found + [account] if account and account not in found else found
 
 
 def dedupe_key(raw: bytes, headers: Mapping[str, Any] | None) -> str:

@@ -62,16 +62,16 @@ EXPECTED = {
     "inbound_sms_text_allbot_fixture": dict(
         type=InboundMessage, external_id="+14158818614", sender="+385912555174",
         provider_message_id="SMc6065e56160e05adb994aae94560a913", kind="text", text="test", media=0,
-        channel="sms", channel_ids=["+14158818614"], dedupe="SMc6065e56160e05adb994aae94560a913:received"),
+        channel="sms", channel_ids=["+14158818614", "ACa25b18aa620f194a8f2f3cf76230fa70"], dedupe="SMc6065e56160e05adb994aae94560a913:received"),
     "inbound_whatsapp_text_fixture": dict(
         type=InboundMessage, external_id="+14155238886", sender="+27456897512", provider_message_id="BBBBBBBBBB",
         kind="text", text="Dobroye utro", media=0, channel="whatsapp", sender_name="Chris Smit",
-        channel_ids=["+14155238886"], dedupe="BBBBBBBBBB:received"),
+        channel_ids=["+14155238886", "AAAAAAAAAAAAA"], dedupe="BBBBBBBBBB:received"),
     # NumMedia says 0 but MediaUrl0 is there (a fixture bug per INDEX.md): the attachment is still kept.
     "inbound_whatsapp_image_fixture": dict(
         type=InboundMessage, external_id="+14155238886", sender="+27456897512", provider_message_id="BBBBBBBBBB",
         kind="image", text="Dobroye utro", media=1, channel="whatsapp", sender_name="Chris Smit",
-        channel_ids=["+14155238886"], dedupe="BBBBBBBBBB:received"),
+        channel_ids=["+14155238886", "AAAAAAAAAAAAA"], dedupe="BBBBBBBBBB:received"),
     # The status fixtures are subsets without From/To: nothing to route by, but still readable.
     "status_callback_undelivered_30003_fixture": dict(
         type=StatusUpdate, external_id="", provider_message_id="SM123", status="failed", error_code="30003",
@@ -235,13 +235,13 @@ def test_whatsapp_extras_forwarded_referral_channel_metadata():
 def test_messaging_service_sid_is_the_external_id_and_first_candidate():
     params = {**SMS, "MessagingServiceSid": "MG0123"}
     assert one(params).external_id == "MG0123"
-    assert PROVIDER.channel_ids(form(params), FORM, "") == ["MG0123", "+14155238886"]
+    assert PROVIDER.channel_ids(form(params), FORM, "") == ["MG0123", "+14155238886", "AC00000000000000000000000000000000"]
 
 
 def test_no_status_at_all_is_an_inbound_message():
     params = {k: v for k, v in SMS.items() if k != "SmsStatus"}
     assert isinstance(one(params), InboundMessage)
-    assert PROVIDER.channel_ids(form(params), FORM, "") == ["+14155238886"]
+    assert PROVIDER.channel_ids(form(params), FORM, "") == ["+14155238886", "AC00000000000000000000000000000000"]
     assert PROVIDER.dedupe_key(form(params), FORM) == f"{SMS['MessageSid']}:received"
 
 
@@ -336,11 +336,11 @@ def test_whatsapp_status_and_messaging_service_routing():
     ev = one(params)
     assert (ev.status, ev.external_id, ev.recipient) == ("read", "MG77", "+27456897512")
     assert ev.detail["channel"] == "whatsapp"
-    assert PROVIDER.channel_ids(form(params), FORM, "") == ["MG77", "+14155238886"]
+    assert PROVIDER.channel_ids(form(params), FORM, "") == ["MG77", "+14155238886", "AC00000000000000000000000000000000"]
 
 
 def test_status_callback_routes_by_from_not_to():
-    assert PROVIDER.channel_ids(form(status_of("delivered")), FORM, "") == ["+14155238886"]
+    assert PROVIDER.channel_ids(form(status_of("delivered")), FORM, "") == ["+14155238886", "AC00000000000000000000000000000000"]
 
 
 def test_unknown_status_word_is_a_notice():

@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.after_request
     def _finish(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
-        if request.path not in ("/healthz", "/readyz"):
+        if log.isEnabledFor(logging.INFO) and request.path not in ("/healthz", "/readyz"):
             # The path holds only ids; the query string may hold tokens, so it is left out.
             log.info("request", extra={"method": request.method, "path": request.path,
                                        "status": response.status_code,

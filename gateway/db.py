@@ -89,6 +89,15 @@ def connection(timeout: float | None = None) -> Iterator[psycopg.Connection]:
         raise DatabaseUnavailable("database connection failed") from exc
 
 
+def dedicated() -> psycopg.Connection:
+    """A connection of its own, outside the pool, for one long-lived thread (the group committer)."""
+    url = _pool_url or os.environ.get("DATABASE_URL")
+    try:
+        return psycopg.connect(url, autocommit=False, row_factory=dict_row, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable("database connection failed") from exc
+
+
 def close() -> None:
     global _pool
     with _lock:

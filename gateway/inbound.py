@@ -8,7 +8,9 @@ re-enqueues any event still unprocessed after a grace period.
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -91,10 +93,31 @@ def store_event(conn, *, account_id, channel_id, provider: str, dedupe_key: str,
     return write_events(conn, [event])[0]
 
 
+_writer_conn = None   # used by the group committer's one leader at a time
+_writer_pid = None
+
+
 def _write_committed(events: list[RawEvent]):
-    with db.connection(timeout=5.0) as conn:
-        results = write_events(conn, events)
-    return results
+    """The batch on the committer's own connection: one statement, committed by itself (autocommit),
+    so a batch costs one round trip. Only one leader writes at a time, so the connection is never shared.
+    A connection found broken (database restarted) is replaced once; the insert is idempotent."""
+    import psycopg
+    for attempt in (1, 2):
+        try:
+            return write_events(_writer(), events)
+        except psycopg.OperationalError as exc:
+            _writer().close()
+            if attempt == 2:
+                raise db.DatabaseUnavailable("database connection failed") from exc
+
+
+def _writer():
+    global _writer_conn, _writer_pid
+    if _writer_conn is None or _writer_conn.closed or _writer_pid != os.getpid():
+        _writer_conn = db.dedicated()   # a forked child never reuses its parent's socket
+        _writer_conn.autocommit = True
+        _writer_pid = os.getpid()
+    return _writer_conn
 
 
 def _enqueue_created(events: list[RawEvent], results) -> None:
@@ -107,11 +130,18 @@ def _enqueue_created(events: list[RawEvent], results) -> None:
 
 
 _committer = GroupCommitter(_write_committed, _enqueue_created)
+# A gracefully stopping web process hands its last jobs to Redis; a killed one leaves them to the sweeper.
+atexit.register(_committer.flush, 2.0)
 
 
 def store(event: RawEvent, timeout: float = 10.0) -> tuple[object, bool]:
     """Store through the group committer; returns once the row is committed."""
     return _committer.submit(event, timeout=timeout)
+
+
+def flush_enqueues(timeout: float = 10.0) -> bool:
+    """Wait until the jobs for every stored event are enqueued (tests, graceful shutdown)."""
+    return _committer.flush(timeout)
 
 
 def committer_stats() -> dict:

@@ -128,6 +128,8 @@ class Provider(Protocol):
     optional_credentials: tuple[str, ...]
     # Body and content type of the 200 answer (Twilio wants TwiML; Meta ignores the body).
     ack: tuple[str, str]
+    # True when the signature covers the URL: the receiver then passes the public URL to verify().
+    signs_url: bool
 
     def channel_ids(self, raw: bytes, headers: Mapping[str, str], url: str) -> list[str]:
         """External ids of the business channels this request may be addressed to, best first.

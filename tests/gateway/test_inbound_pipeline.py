@@ -67,6 +67,8 @@ def _post(client, channel, doc, secret="s3cret"):
 
 
 def _drain():
+    from gateway import inbound
+    inbound.flush_enqueues()    # the receiver hands jobs to Redis just after its answer
     worker = SimpleWorker([jobs.queue(q) for q in jobs.QUEUES], connection=runtime.redis_client())
     worker.work(burst=True, with_scheduler=False)
 
@@ -121,6 +123,8 @@ def test_statuses_never_move_backwards(client, provider, channel, tenant, conn):
 def test_sweeper_reenqueues_what_redis_lost(client, provider, channel, tenant, conn, redis):
     doc = {"id": "wamid.2", "type": "message", "from": "+34600000003", "to": channel["external_id"], "text": "x"}
     assert _post(client, channel, doc).status_code == 200
+    from gateway import inbound
+    inbound.flush_enqueues()
     redis.flushdb()                         # Redis restarted without persistence
     conn.commit()
     _drain()                                # nothing to do: the job pointer is gone

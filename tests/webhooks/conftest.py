@@ -72,7 +72,8 @@ class Inbox:
 
     def drain(self, queues=("inbound",)):
         from rq import SimpleWorker
-        from gateway import jobs, runtime
+        from gateway import inbound, jobs, runtime
+        inbound.flush_enqueues()    # the receiver hands jobs to Redis just after its answer
         SimpleWorker([jobs.queue(q) for q in queues], connection=runtime.redis_client()).work(
             burst=True, with_scheduler=False)
 

@@ -23,6 +23,7 @@ class TwilioProvider:
     required_credentials = ("account_sid", "auth_token")
     optional_credentials = ("webhook_secret", "previous_auth_token")
     # Twilio reads the answer as TwiML: an empty Response means "no auto-reply".
+    signs_url = True   # X-Twilio-Signature covers the URL Twilio called
     ack = ('<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml")
 
     def group_id(self, credentials: Mapping[str, Any]) -> str | None:

@@ -106,6 +106,18 @@ def contact_id_for(conn, *, account_id, kind: str, address: str):
     return None if row is None else row["id"]
 
 
+def resolve_with_thread(conn, *, account_id, kind: str, address: str, channel_id) -> dict | None:
+    """The hot path of inbound: the contact (through merges), its data key and its thread on this channel
+    (None when it has none yet), in one query; None when the identity is unknown."""
+    return conn.execute(
+        "SELECT r.id AS contact_id, r.data_key_id, t.id AS thread_id FROM contact_identities i "
+        "JOIN contacts c ON c.account_id = i.account_id AND c.id = i.contact_id "
+        "JOIN contacts r ON r.account_id = c.account_id AND r.id = coalesce(c.merged_into, c.id) "
+        "LEFT JOIN threads t ON t.account_id = r.account_id AND t.contact_id = r.id AND t.channel_id = %s "
+        "WHERE i.account_id = %s AND i.kind = %s AND i.address_bidx = %s",
+        (channel_id, account_id, kind, _bidx(account_id, kind, address))).fetchone()
+
+
 def _identities(conn, account_id, contact_ids: list) -> list[dict]:
     rows = conn.execute(
         "SELECT i.id, i.contact_id, i.kind, i.address_enc, c.data_key_id FROM contact_identities i "

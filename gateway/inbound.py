@@ -176,49 +176,76 @@ def process_events(account_id: str, event_ids: list[str]) -> int:
     return sum(1 for outcome in _process(account_id, event_ids).values() if outcome == "processed")
 
 
+_CLAIM = ("SELECT e.id, e.provider, e.data_key_id, e.raw_enc, e.channel_id, c.kind, c.external_id, c.group_id, "
+          "c.settings FROM inbound_events e JOIN channels c ON c.account_id = e.account_id AND c.id = e.channel_id "
+          "WHERE e.account_id = %s AND e.id = ANY(%s) AND e.processed_at IS NULL "
+          "ORDER BY e.received_at, e.id FOR UPDATE OF e SKIP LOCKED")
+
+
 def _process(account_id: str, event_ids: list[str]) -> dict[str, str]:
+    """Apply a batch in one transaction. Optimistic: no savepoint per event; if any event fails, the batch
+    is rolled back and applied again with a savepoint per event, so one bad event costs only itself."""
+    ids = list(event_ids)
+    with db.connection() as conn:
+        try:
+            done = _apply_rows(conn, account_id, conn.execute(_CLAIM, (account_id, ids)).fetchall(), isolate=False)
+        except Exception:
+            conn.rollback()
+            done = _apply_rows(conn, account_id, conn.execute(_CLAIM, (account_id, ids)).fetchall(), isolate=True)
+        outcomes, finished, downloads = done
+        _finish(conn, account_id, finished)
+    media.enqueue_downloads(account_id, downloads)
+    return outcomes
+
+
+def _apply_rows(conn, account_id, rows, *, isolate: bool):
     from webhooks import registry  # imported here: providers import the core, not the reverse
 
     outcomes: dict[str, str] = {}
-    downloads = []
-    with db.connection() as conn:
-        rows = conn.execute(
-            "SELECT e.id, e.provider, e.data_key_id, e.raw_enc, e.channel_id, c.kind, c.external_id, c.group_id, "
-            "c.settings "
-            "FROM inbound_events e JOIN channels c ON c.account_id = e.account_id AND c.id = e.channel_id "
-            "WHERE e.account_id = %s AND e.id = ANY(%s) AND e.processed_at IS NULL "
-            "ORDER BY e.received_at, e.id FOR UPDATE OF e SKIP LOCKED",
-            (account_id, list(event_ids))).fetchall()
-        for row in rows:
-            provider = registry.get(row["provider"])
-            if provider is None:
-                # Kept, not dropped: a provider installed later can reprocess it.
-                _finish(conn, account_id, row["id"], error=f"no provider '{row['provider']}' is installed",
-                        review=["no-provider"])
-                outcomes[str(row["id"])] = "unsupported"
-                continue
+    finished: list[tuple] = []     # (event id, error, review reasons)
+    downloads: list = []
+    for row in rows:
+        provider = registry.get(row["provider"])
+        if provider is None:
+            # Kept, not dropped: a provider installed later can reprocess it.
+            finished.append((row["id"], f"no provider '{row['provider']}' is installed", ["no-provider"]))
+            outcomes[str(row["id"])] = "unsupported"
+            continue
+        if not isolate:
+            outcome = _apply_one(conn, account_id, row, provider)
+        else:
             try:
                 with conn.transaction():
-                    key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
-                    raw = key.decrypt(bytes(row["raw_enc"]), field_aad("inbound_events", "raw", account_id,
-                                                                       row["id"]))
-                    channel = {"id": row["channel_id"], "kind": row["kind"], "external_id": row["external_id"],
-                               "group_id": row["group_id"], "settings": row["settings"]}
-                    outcome = normalise.apply_all(conn, account_id, channel, provider.parse(raw, {}))
-                    _finish(conn, account_id, row["id"], review=outcome.review or None)
-                downloads += outcome.media_ids
-                outcomes[str(row["id"])] = "processed"
+                    outcome = _apply_one(conn, account_id, row, provider)
             except Exception as exc:
                 # The savepoint rolled back; count the attempt so the sweeper stops after MAX_ATTEMPTS.
                 log.warning("inbound event failed", extra={"error": type(exc).__name__}, exc_info=True)
                 conn.execute("UPDATE inbound_events SET attempts = attempts + 1, last_error = %s "
                              "WHERE account_id = %s AND id = %s", (type(exc).__name__, account_id, row["id"]))
                 outcomes[str(row["id"])] = "failed"
-    media.enqueue_downloads(account_id, downloads)
-    return outcomes
+                continue
+        finished.append((row["id"], None, outcome.review))
+        downloads += outcome.media_ids
+        outcomes[str(row["id"])] = "processed"
+    return outcomes, finished, downloads
 
 
-def _finish(conn, account_id, event_id, *, error: str | None = None, review: list[str] | None = None) -> None:
-    conn.execute("UPDATE inbound_events SET processed_at = now(), attempts = attempts + 1, last_error = %s, "
-                 "review_reasons = %s WHERE account_id = %s AND id = %s",
-                 (error, sorted(set(review)) if review else None, account_id, event_id))
+def _apply_one(conn, account_id, row, provider):
+    key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+    raw = key.decrypt(bytes(row["raw_enc"]), field_aad("inbound_events", "raw", account_id, row["id"]))
+    channel = {"id": row["channel_id"], "kind": row["kind"], "external_id": row["external_id"],
+               "group_id": row["group_id"], "settings": row["settings"]}
+    return normalise.apply_all(conn, account_id, channel, provider.parse(raw, {}))
+
+
+def _finish(conn, account_id, finished: list[tuple]) -> None:
+    """Mark applied events processed in one statement (review reasons travel newline-joined)."""
+    if not finished:
+        return
+    ids, errors, reviews = zip(*finished)
+    conn.execute(
+        "UPDATE inbound_events e SET processed_at = now(), attempts = e.attempts + 1, last_error = v.error, "
+        "review_reasons = CASE WHEN v.review = '' THEN NULL ELSE string_to_array(v.review, E'\\n') END "
+        "FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(id, error, review) "
+        "WHERE e.account_id = %s AND e.id = v.id",
+        (list(ids), list(errors), ["\n".join(sorted(set(r or []))) for r in reviews], account_id))

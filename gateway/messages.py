@@ -44,22 +44,23 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
                    kind: str = "text", status: str | None = None,
                    provider_message_id: str | None = None, idempotency_key: str | None = None,
                    content: dict | None = None, reply_to_provider_id: str | None = None,
-                   occurred_at: datetime | None = None) -> dict | None:
-    """Insert one message into the contact's thread; None when this provider id is already recorded."""
-    thread = thread_for(conn, account_id=account_id, contact_id=contact_id, channel_id=channel_id)
-    key = contacts.contact_key(conn, account_id=account_id, contact_id=contact_id)
+                   occurred_at: datetime | None = None, thread_id=None, key=None) -> dict | None:
+    """Insert one message into the contact's thread; None when this provider id is already recorded.
+
+    One statement does the insert, the thread's times and reopening, and links replies that arrived
+    before this message; ``thread_id`` and ``key`` save their look-ups when the caller has them.
+    """
+    if thread_id is None:
+        thread_id = thread_for(conn, account_id=account_id, contact_id=contact_id, channel_id=channel_id)["id"]
+    if key is None:
+        key = contacts.contact_key(conn, account_id=account_id, contact_id=contact_id)
     message_id = uuid7()
     status = status or ("received" if direction == "inbound" else "queued")
     now = datetime.now(timezone.utc)
     # A provider clock ahead of ours must not open the window into the future.
     occurred = min(occurred_at, now) if occurred_at is not None else now
     bidx = None if provider_message_id is None else provider_id_bidx(account_id, provider_message_id)
-    reply_to_id = reply_bidx = None
-    if reply_to_provider_id:
-        reply_bidx = provider_id_bidx(account_id, reply_to_provider_id)
-        found = conn.execute("SELECT id FROM messages WHERE account_id = %s AND channel_id = %s "
-                             "AND provider_id_bidx = %s", (account_id, channel_id, reply_bidx)).fetchone()
-        reply_to_id = found["id"] if found else None
+    reply_bidx = None if not reply_to_provider_id else provider_id_bidx(account_id, reply_to_provider_id)
     stored = dict(content or {})
     if reply_to_provider_id:
         stored["reply_to_provider_id"] = reply_to_provider_id
@@ -68,32 +69,37 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
         return None if value is None else key.encrypt(value, field_aad("messages", column, account_id, message_id))
 
     row = conn.execute(
-        "INSERT INTO messages (account_id, id, thread_id, contact_id, channel_id, direction, kind, body_enc, "
-        "content_enc, provider_id_enc, provider_id_bidx, reply_to_id, reply_to_bidx, occurred_at, status, "
-        "status_rank, idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (account_id, channel_id, provider_id_bidx) WHERE provider_id_bidx IS NOT NULL DO NOTHING "
-        "RETURNING id, thread_id, direction, kind, status, occurred_at, created_at",
-        (account_id, message_id, thread["id"], contact_id, channel_id, direction, kind, enc("body", body),
-         enc("content", json.dumps(stored)) if stored else None, enc("provider_id", provider_message_id), bidx,
-         reply_to_id, reply_bidx, occurred, status, STATUS_RANK[status], idempotency_key)).fetchone()
+        "WITH m AS (INSERT INTO messages (account_id, id, thread_id, contact_id, channel_id, direction, kind, "
+        "body_enc, content_enc, provider_id_enc, provider_id_bidx, reply_to_id, reply_to_bidx, occurred_at, "
+        "status, status_rank, idempotency_key) SELECT %(a)s, %(id)s, %(th)s, %(ct)s, %(ch)s, %(dir)s, %(kind)s, "
+        "%(body)s, %(content)s, %(pid)s, %(b)s, (SELECT id FROM messages WHERE account_id = %(a)s "
+        "AND channel_id = %(ch)s AND provider_id_bidx = %(rb)s::bytea), %(rb)s::bytea, %(at)s, %(st)s, %(rank)s, "
+        "%(idem)s ON CONFLICT (account_id, channel_id, provider_id_bidx) WHERE provider_id_bidx IS NOT NULL "
+        "DO NOTHING RETURNING id, thread_id, direction, kind, status, occurred_at, created_at), "
+        "t AS (UPDATE threads SET last_activity_at = greatest(last_activity_at, %(at)s), "
+        "last_inbound_at = CASE WHEN %(in)s THEN greatest(coalesce(last_inbound_at, %(at)s), %(at)s) "
+        "ELSE last_inbound_at END, "
+        "last_outbound_at = CASE WHEN %(in)s THEN last_outbound_at "
+        "ELSE greatest(coalesce(last_outbound_at, %(at)s), %(at)s) END, "
+        # A new customer message reopens a resolved or snoozed thread.
+        "reopened_at = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed') THEN now() ELSE reopened_at END, "
+        "status = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed') THEN 'open' ELSE status END "
+        "WHERE account_id = %(a)s AND id = %(th)s AND EXISTS (SELECT 1 FROM m)), "
+        # Replies (reactions, edits) that arrived before the message they point at now find it.
+        "r AS (UPDATE messages SET reply_to_id = (SELECT id FROM m) WHERE account_id = %(a)s "
+        "AND channel_id = %(ch)s AND reply_to_bidx = %(b)s::bytea AND reply_to_id IS NULL "
+        "AND EXISTS (SELECT 1 FROM m)) "
+        "SELECT m.*, EXISTS (SELECT 1 FROM pending_statuses WHERE account_id = %(a)s AND channel_id = %(ch)s "
+        "AND provider_id_bidx = %(b)s::bytea) AS has_pending FROM m",
+        {"a": account_id, "id": message_id, "th": thread_id, "ct": contact_id, "ch": channel_id, "dir": direction,
+         "kind": kind, "body": enc("body", body), "content": enc("content", json.dumps(stored)) if stored else None,
+         "pid": enc("provider_id", provider_message_id), "b": bidx, "rb": reply_bidx, "at": occurred,
+         "st": status, "rank": STATUS_RANK[status], "idem": idempotency_key,
+         "in": direction == "inbound"}).fetchone()
     if row is None:
         return None
-    inbound = direction == "inbound"
-    conn.execute(
-        "UPDATE threads SET last_activity_at = greatest(last_activity_at, %s), "
-        "last_inbound_at = CASE WHEN %s THEN greatest(coalesce(last_inbound_at, %s), %s) ELSE last_inbound_at END, "
-        "last_outbound_at = CASE WHEN %s THEN last_outbound_at ELSE greatest(coalesce(last_outbound_at, %s), %s) END, "
-        # A new customer message reopens a resolved or snoozed thread.
-        "reopened_at = CASE WHEN %s AND status IN ('resolved', 'snoozed') THEN now() ELSE reopened_at END, "
-        "status = CASE WHEN %s AND status IN ('resolved', 'snoozed') THEN 'open' ELSE status END "
-        "WHERE account_id = %s AND id = %s",
-        (occurred, inbound, occurred, occurred, inbound, occurred, occurred, inbound, inbound,
-         account_id, thread["id"]))
-    if bidx is not None:
+    if row.pop("has_pending"):
         _apply_pending(conn, account_id, channel_id, bidx, row["id"])
-        # Replies (reactions, edits) that arrived before the message they point at now find it.
-        conn.execute("UPDATE messages SET reply_to_id = %s WHERE account_id = %s AND channel_id = %s "
-                     "AND reply_to_bidx = %s AND reply_to_id IS NULL", (row["id"], account_id, channel_id, bidx))
     return dict(row, body=body)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from gateway import channels, contacts, media, merges, messages, notices
+from gateway import channels, contacts, keystore, media, merges, messages, notices
 from gateway.contacts import InvalidAddress
 from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate, Unsupported
 
@@ -38,13 +38,22 @@ def _address(kind: str, address: str) -> str:
 def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) -> None:
     identities = [(ev.sender_kind, _address(ev.sender_kind, ev.sender))]
     identities += [(k, _address(k, a)) for k, a in ev.aliases if (k, _address(k, a)) not in identities]
-    contact_id = merges.resolve_sender(conn, account_id=account_id, identities=identities, name=ev.sender_name)
+    known = None
+    if len(identities) == 1:   # the common case: a returning customer known by one address
+        known = contacts.resolve_with_thread(conn, account_id=account_id, kind=identities[0][0],
+                                             address=identities[0][1], channel_id=channel["id"])
+    if known is not None:
+        contact_id, thread_id = known["contact_id"], known["thread_id"]
+        key = keystore.load_key(conn, account_id=account_id, key_id=known["data_key_id"])
+    else:
+        contact_id = merges.resolve_sender(conn, account_id=account_id, identities=identities, name=ev.sender_name)
+        thread_id = key = None
     outbound = ev.direction == "outbound"
     recorded = messages.record_message(
         conn, account_id=account_id, contact_id=contact_id, channel_id=channel["id"],
         direction=ev.direction, body=ev.text, kind=ev.kind, status="sent" if outbound else "received",
         provider_message_id=ev.provider_message_id, content=_content(ev), reply_to_provider_id=ev.reply_to,
-        occurred_at=ev.occurred_at)
+        occurred_at=ev.occurred_at, thread_id=thread_id, key=key)
     if recorded is None:
         return   # the same message arrived before (another batch, a redelivery with a new body hash)
     if ev.reply_to and ev.kind in RELATED_EVENTS:

@@ -25,9 +25,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
 
     from gateway.api import bp as api_bp
-    from webhooks.receiver import bp as webhooks_bp
+    from webhooks.receiver import Receiver, bp as webhooks_bp
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
+    app.wsgi_app = Receiver(app.wsgi_app)   # POST /webhooks/* answered before Flask's request machinery
 
     @app.before_request
     def _start():

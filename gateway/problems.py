@@ -26,19 +26,25 @@ class Problem(Exception):
                                 errors=self.errors, headers=self.headers)
 
 
-def problem_response(status: int, title: str, detail: str, *, slug: str | None = None,
-                     errors: list[dict] | None = None, headers: dict | None = None) -> Response:
+def problem_document(status: int, title: str, detail: str, *, slug: str | None = None,
+                     errors: list[dict] | None = None, request_id: str | None = None) -> dict:
     body = {
         "type": PROBLEM_BASE + (slug or title.lower().replace(" ", "-")),
         "title": title,
         "status": status,
         "detail": detail,
     }
-    request_id = getattr(g, "request_id", None)
     if request_id:
         body["request_id"] = request_id
     if errors:
         body["errors"] = errors
+    return body
+
+
+def problem_response(status: int, title: str, detail: str, *, slug: str | None = None,
+                     errors: list[dict] | None = None, headers: dict | None = None) -> Response:
+    body = problem_document(status, title, detail, slug=slug, errors=errors,
+                            request_id=getattr(g, "request_id", None))
     resp = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     for name, value in (headers or {}).items():
         resp.headers[name] = value

@@ -1,24 +1,37 @@
-"""The webhook receiver blueprint: /webhooks/<provider>.
+"""The webhook receiver: /webhooks/<provider>.
 
 POST, for every provider: read the raw bytes, find the channel, verify the
 signature in constant time, store the raw event (encrypted, deduplicated) and
-wait for its commit, answer 200; the commit's writer then enqueues processing
-with event ids only. A crash after the answer loses nothing: the sweeper finds
+wait for the commit that holds it, answer 200; jobs carrying event ids are
+enqueued just after. A crash after the answer loses nothing: the sweeper finds
 the unprocessed row. Nothing reaches the database before the signature holds.
 
-GET answers a provider's subscription handshake (Meta's hub.challenge).
+The POST path is the hottest in the gateway, so it is plain WSGI in front of
+Flask (``Receiver`` wraps the app): a provider's retries are throttled by how
+fast we answer, and Flask's request machinery cost more than everything the
+receiver itself does. Errors are the same RFC 9457 documents the API returns.
+GET (Meta's subscription handshake) is rare and stays a Flask view.
 """
 from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
 
 from flask import Blueprint, Response, request
 
 from gateway import channels, db, inbound, runtime
 from gateway.group_commit import CommitTimeout
+from gateway.problems import Problem, problem_document
 from gateway.providers import BadRequest
-from gateway.problems import Problem
 from webhooks import registry
 
+log = logging.getLogger("gateway.http")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+PREFIX = "/webhooks/"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 def _provider(name: str):
@@ -50,25 +63,8 @@ def handshake(provider: str):
     return Response(challenge, 200, mimetype="text/plain")
 
 
-def public_url() -> str:
-    """The URL as the provider called it: the configured public base URL behind a proxy, else the request's."""
-    # The raw request target keeps the query's original percent-encoding, which the signer saw.
-    target = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
-    if not target:
-        query = request.query_string.decode("latin-1")
-        target = request.environ.get("SCRIPT_NAME", "") + request.environ.get("PATH_INFO", "") + (
-            f"?{query}" if query else "")
-    base = runtime.settings().public_url or request.host_url.rstrip("/")
-    return base + target
-
-
-@bp.post("/<provider>")
-def intake(provider: str):
-    found = _provider(provider)
-    raw = request.get_data(cache=True)
-    headers = dict(request.headers)
-    # Building the URL costs more than the rest of the request's checks: only for providers that sign it.
-    url = public_url() if getattr(found, "signs_url", False) else ""
+def intake(found, raw: bytes, headers: dict, url: str) -> tuple[str, str]:
+    """Route, verify, store durably; returns the provider's acknowledgement (body, content type)."""
     try:
         candidates = found.channel_ids(raw, headers, url)
     except BadRequest as exc:
@@ -91,5 +87,86 @@ def intake(provider: str):
     except CommitTimeout:
         raise Problem(503, "Service Unavailable", "the event could not be stored in time; retry shortly",
                       slug="store-timeout", headers={"Retry-After": "5"}) from None
-    body, mimetype = getattr(found, "ack", ("", "text/plain"))
-    return Response(body, 200, mimetype=mimetype)
+    except db.DatabaseUnavailable:
+        raise Problem(503, "Service Unavailable", "the database is unreachable; retry shortly",
+                      slug="database-unavailable", headers={"Retry-After": "5"}) from None
+    return getattr(found, "ack", ("", "text/plain"))
+
+
+def _headers(environ) -> dict:
+    out = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        out["Content-Type"] = environ["CONTENT_TYPE"]
+    if environ.get("CONTENT_LENGTH"):
+        out["Content-Length"] = environ["CONTENT_LENGTH"]
+    return out
+
+
+def public_url(environ) -> str:
+    """The URL as the provider called it: the configured public base URL behind a proxy, else the request's.
+    The raw request target keeps the query's original percent-encoding, which the signer saw."""
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not target:
+        query = environ.get("QUERY_STRING", "")
+        target = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+    base = runtime.settings().public_url
+    if not base:
+        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+        base = f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+    return base + target
+
+
+class Receiver:
+    """WSGI middleware answering POST /webhooks/<provider> itself; everything else goes to the wrapped app."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "POST" or not path.startswith(PREFIX) or "/" in path[len(PREFIX):]:
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        supplied = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        status, body, ctype, extra = self._handle(environ, path[len(PREFIX):], request_id)
+        headers = [("Content-Type", ctype), ("Content-Length", str(len(body))), ("X-Request-Id", request_id),
+                   *extra.items()]
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        if log.isEnabledFor(logging.INFO):
+            log.info("request", extra={"method": "POST", "path": path, "status": status,
+                                       "ms": round((time.perf_counter() - started) * 1000, 2)})
+        return [body]
+
+    def _handle(self, environ, name: str, request_id: str):
+        limit = runtime.settings().max_request_bytes
+        try:
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or -1)
+            except ValueError:
+                raise Problem(400, "Bad Request", "Content-Length is not a number") from None
+            if length > limit:
+                raise Problem(413, "Payload Too Large", f"the request body exceeds {limit} bytes; send less or "
+                              "raise GATEWAY_MAX_REQUEST_BYTES", slug="payload-too-large")
+            found = _provider(name)
+            stream = environ["wsgi.input"]
+            raw = stream.read(length) if length >= 0 else stream.read(limit + 1)
+            if len(raw) > limit:
+                raise Problem(413, "Payload Too Large", f"the request body exceeds {limit} bytes; send less or "
+                              "raise GATEWAY_MAX_REQUEST_BYTES", slug="payload-too-large")
+            url = public_url(environ) if getattr(found, "signs_url", False) else ""
+            text, ctype = intake(found, raw, _headers(environ), url)
+            return 200, text.encode(), ctype, {}
+        except Problem as exc:
+            doc = problem_document(exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
+                                   request_id=request_id)
+            return exc.status, json.dumps(doc).encode(), "application/problem+json", exc.headers
+        except Exception:
+            log.error("unhandled error in the webhook receiver", exc_info=True)
+            doc = problem_document(500, "Internal Server Error", "something went wrong on our side; quote the "
+                                   "request_id when reporting it", slug="internal-error", request_id=request_id)
+            return 500, json.dumps(doc).encode(), "application/problem+json", {}
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large",
+            500: "Internal Server Error", 503: "Service Unavailable"}

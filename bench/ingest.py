@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--quick] [--rounds N] [--seconds S] [--workers K]
 
-Same run, same machine, same gunicorn settings (2 workers x 4 threads, as
+Same run, same machine, same gunicorn settings (2 workers x 16 threads, as
 `gateway web` runs): (a) ``bench/bare_receiver.py`` only verifies
 X-Hub-Signature-256 and parses the JSON; (b) the real receiver routes, verifies,
 encrypts and durably stores every event (synchronous commit on) before its 200.
@@ -46,10 +46,10 @@ def log(msg: str) -> None:
 
 
 class Gunicorn:
-    def __init__(self, app: str, env: dict):
+    def __init__(self, app: str, env: dict, workers: int = 2):
         from gateway.cli import gunicorn_args
         self.port = _free_port()
-        args = gunicorn_args("127.0.0.1", self.port, int(os.environ.get("BENCH_WEB_WORKERS", "2")))
+        args = gunicorn_args("127.0.0.1", self.port, workers)
         args[0] = app
         self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *args], cwd=ROOT, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -130,6 +130,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--workers", type=int, default=2, help="worker processes for the drain")
+    p.add_argument("--web-workers", type=int, default=2, help="gunicorn processes for both servers")
     args = p.parse_args()
     rounds, seconds, warmup = (1, 5.0, 1.0) if args.quick else (args.rounds, args.seconds, 2.0)
 
@@ -148,7 +149,7 @@ def main() -> None:
         for n in range(rounds):
             for name, app, runs in (("bare", "bench.bare_receiver:app", bare_runs),
                                     ("receiver", "gateway.wsgi:app", recv_runs)):
-                server = Gunicorn(app, env)
+                server = Gunicorn(app, env, args.web_workers)
                 try:
                     result = load(server.port, seconds, warmup)
                 finally:

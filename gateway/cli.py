@@ -323,9 +323,8 @@ def web(port, host, workers):
 def gunicorn_args(host: str, port: int, workers: int = 2) -> list[str]:
     # Webhook requests mostly wait for their group commit, so each process keeps many in flight.
     threads = os.environ.get("GATEWAY_WEB_THREADS", "16")
-    worker_class = os.environ.get("GATEWAY_WEB_WORKER_CLASS", "gthread")
     return ["gateway.wsgi:app", "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--worker-class", worker_class, "--threads", threads, "--graceful-timeout", "10",
+            "--worker-class", "gthread", "--threads", threads, "--graceful-timeout", "10",
             "--log-level", "warning"]
 
 

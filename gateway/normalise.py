@@ -1,19 +1,17 @@
 """Apply a provider's normalised events to the account's contacts, threads, messages, statuses and notices.
 
-Everything here runs inside the worker's transaction for one stored raw event
-(a savepoint per event), so an event is applied completely or not at all, and
-applying it twice changes nothing the second time.
+Everything here runs inside the worker's transaction for a batch of stored raw
+events (see ``inbound._process``): an event is applied completely or not at all,
+and applying one twice changes nothing the second time (provider ids are unique
+per channel, statuses only move forward, history rows are deduplicated).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from gateway import channels, contacts, keystore, media, merges, messages, notices
 from gateway.contacts import InvalidAddress
 from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate, Unsupported
-
-log = logging.getLogger("gateway.normalise")
 
 # A later message that points at an earlier one leaves a trace on it.
 RELATED_EVENTS = {"reaction": "reacted", "edit": "edited", "revoke": "deleted"}

@@ -57,6 +57,8 @@ def pytest_configure(config):
     os.environ["GATEWAY_KEYRING_FILE"] = str(keyring_path)
     os.environ.pop("GATEWAY_MASTER_KEYS", None)
     os.environ.setdefault("GATEWAY_LOG_LEVEL", "WARNING")
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # test HTTP servers' access lines
 
     from gateway.migrate import migrate
     migrate(os.environ["DATABASE_URL"], log=lambda m: None)

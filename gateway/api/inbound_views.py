@@ -1,16 +1,15 @@
 """REST views for channels, threads, messages, media and contact merges (the inbound read API)."""
 from __future__ import annotations
 
+import psycopg.errors
 from flask import Response, request
 
-from gateway import channels, inbound_review, media, merges, messages, threads
+from gateway import channels, inbound_review, media, merges, messages, notices, threads
 from gateway.api import paging
 from gateway.api.schemas import ChannelCreate, ChannelUpdate, ContactRef
 from gateway.api.views import bp
 from gateway.http import api, json_body, parse_uuid
 from gateway.problems import Problem
-
-import psycopg.errors
 
 
 def _channel_or_404(conn, principal, channel_id):
@@ -191,6 +190,5 @@ def events_for_review(conn, principal):
 @api(scope="admin")
 def list_notices(conn, principal):
     """Provider notices (template, quality, account, preference, call updates), newest first."""
-    from gateway import notices
     return {"data": notices.list_notices(conn, account_id=principal.account_id, topic=request.args.get("topic"),
                                          limit=paging.limit())}

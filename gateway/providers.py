@@ -113,12 +113,41 @@ NormalisedEvent = InboundMessage | StatusUpdate | IdentityChange | Notice | Unsu
 
 
 @dataclass(frozen=True)
+class OutboundMessage:
+    """One message the send worker hands to a provider, already through the send gate.
+
+    ``kind`` and ``content`` (the type's fields, provider-neutral):
+      text        {"body": str, "preview_url": bool}
+      image|video|audio|document|sticker
+                  {"link": url} or {"media_id": provider media id}, plus "caption"?, "filename"? (document)
+      template    {"name", "language", "components": [Cloud API template components with parameters]}
+      interactive {"type": "button"|"list", "body": str, "header"?: str, "footer"?: str,
+                   "buttons": [{"id", "title"}] | "button": str, "sections": [{"title", "rows": [{"id", "title", "description"?}]}]}
+      location    {"latitude", "longitude", "name"?, "address"?}
+      contacts    {"contacts": [Cloud API contact cards]}
+      reaction    {"message_id": provider id reacted to, "emoji": str ("" removes)}
+      read        {"message_id": provider id to mark read}
+    """
+    id: str                          # our message id (echo it where the provider allows: biz_opaque_callback_data)
+    to: str                          # the customer's address: +E.164, BSUID, PSID or IGSID
+    to_kind: str                     # phone, bsuid, psid, igsid
+    kind: str
+    content: dict
+    reply_to: str | None = None      # provider message id this replies to (context)
+    tag: str | None = None           # Messenger message tag outside the window (HUMAN_AGENT, ...)
+
+
+@dataclass(frozen=True)
 class SendResult:
-    outcome: Literal["sent", "retry", "failed"]
+    # unknown: the request may have reached the provider (read timeout, connection dropped after sending):
+    # the worker reconciles before any resend instead of retrying blindly.
+    outcome: Literal["sent", "retry", "failed", "unknown"]
     provider_message_id: str | None = None
-    retry_after_s: float | None = None
-    error_code: str | None = None
-    reason: str | None = None
+    retry_after_s: float | None = None   # for "retry": when to try again (Retry-After, or the provider's advice)
+    error_code: str | None = None        # the provider's own code, as a string ("131047", "21610", "429")
+    reason: str | None = None            # readable, says what to do
+    opted_out: bool = False              # the provider says the customer stopped messages (131050, 21610)
+    channel_problem: bool = False        # auth/config error: pause the channel instead of burning the queue
 
 
 class Provider(Protocol):
@@ -152,5 +181,8 @@ class Provider(Protocol):
         """The media's bytes and content type. ``channel['settings'].get('api_base_url')`` overrides the
         provider's host (tests point it at the sandbox). Raises MediaError."""
 
-    def send(self, message: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
-        """Send one message and classify the answer; never raises for provider errors."""
+    def send(self, message: OutboundMessage, channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
+        """Send one message and classify the answer (sent / retry with a delay / failed with a reason).
+        ``channel`` has ``external_id`` and ``settings`` (``api_base_url`` points at the sandbox in tests).
+        Never raises for provider or network errors: a connect error is ``retry`` (nothing was sent); a
+        read timeout or a connection dropped after the request went out is ``unknown``."""

@@ -56,3 +56,48 @@ def enqueue_many(queue_name: str, func: str, account_id, row_ids: list[str], *, 
         log.warning("enqueue deferred to the sweeper", extra={"queue": queue_name, "kind": kind,
                                                               "error": type(exc).__name__})
         return False
+
+
+class Coalescer:
+    """Hands ids to Redis in batches from a background thread: one job per account for everything that
+    arrived within ``linger_s``. Enqueueing an RQ job costs far more than the row it points at, and the
+    caller (a request) must not wait for it. Lost on a crash? The row is pending in PostgreSQL: the
+    sweeper enqueues it."""
+
+    def __init__(self, queue_name: str, func: str, kind: str, linger_s: float = 0.01, batch: int = 200):
+        import threading
+        self.queue_name, self.func, self.kind, self.linger_s, self.batch = queue_name, func, kind, linger_s, batch
+        self._cond = threading.Condition()
+        self._pending: dict = {}
+        self._busy = False
+        self._pid = None
+
+    def add(self, account_id, row_id) -> None:
+        import os
+        import threading
+        with self._cond:
+            if self._pid != os.getpid():
+                self._pending, self._busy, self._pid = {}, False, os.getpid()
+                threading.Thread(target=self._run, name=f"enqueue-{self.kind}", daemon=True).start()
+            self._pending.setdefault(str(account_id), []).append(str(row_id))
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        import time
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+            time.sleep(self.linger_s)
+            with self._cond:
+                pending, self._pending, self._busy = self._pending, {}, True
+            for account_id, ids in pending.items():
+                for start in range(0, len(ids), self.batch):
+                    enqueue_many(self.queue_name, self.func, account_id, ids[start:start + self.batch], kind=self.kind)
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)

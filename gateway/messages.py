@@ -16,7 +16,7 @@ from gateway import contacts, keystore, runtime
 from gateway.crypto import field_aad
 from gateway.db import uuid7
 
-STATUS_RANK = {"received": 0, "queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5,
+STATUS_RANK = {"received": 0, "queued": 0, "retry_scheduled": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5,
                "failed": 6}
 WINDOW = timedelta(hours=24)   # WhatsApp's and Messenger's customer-service window
 

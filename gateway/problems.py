@@ -12,7 +12,7 @@ class Problem(Exception):
     """Raise anywhere in a request to answer with a problem document."""
 
     def __init__(self, status: int, title: str, detail: str, *, slug: str | None = None,
-                 errors: list[dict] | None = None, headers: dict | None = None):
+                 errors: list[dict] | None = None, headers: dict | None = None, extra: dict | None = None):
         super().__init__(detail)
         self.status = status
         self.title = title
@@ -20,14 +20,16 @@ class Problem(Exception):
         self.slug = slug or title.lower().replace(" ", "-")
         self.errors = errors
         self.headers = headers or {}
+        self.extra = extra or {}   # RFC 9457 extension members, e.g. window_closed_at
 
     def response(self) -> Response:
         return problem_response(self.status, self.title, self.detail, slug=self.slug,
-                                errors=self.errors, headers=self.headers)
+                                errors=self.errors, headers=self.headers, extra=self.extra)
 
 
 def problem_document(status: int, title: str, detail: str, *, slug: str | None = None,
-                     errors: list[dict] | None = None, request_id: str | None = None) -> dict:
+                     errors: list[dict] | None = None, request_id: str | None = None,
+                     extra: dict | None = None) -> dict:
     body = {
         "type": PROBLEM_BASE + (slug or title.lower().replace(" ", "-")),
         "title": title,
@@ -38,13 +40,16 @@ def problem_document(status: int, title: str, detail: str, *, slug: str | None =
         body["request_id"] = request_id
     if errors:
         body["errors"] = errors
+    for name, value in (extra or {}).items():
+        body.setdefault(name, value)
     return body
 
 
 def problem_response(status: int, title: str, detail: str, *, slug: str | None = None,
-                     errors: list[dict] | None = None, headers: dict | None = None) -> Response:
+                     errors: list[dict] | None = None, headers: dict | None = None,
+                     extra: dict | None = None) -> Response:
     body = problem_document(status, title, detail, slug=slug, errors=errors,
-                            request_id=getattr(g, "request_id", None))
+                            request_id=getattr(g, "request_id", None), extra=extra)
     resp = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     for name, value in (headers or {}).items():
         resp.headers[name] = value

@@ -8,6 +8,7 @@ one EXISTS per row tells whether Redis still holds the pointer.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Sweep:
     func: str
     pending_sql: str   # params: grace seconds, max attempts, batch size; returns account_id, id
     batch: int = 1     # >1: one job takes a list of up to this many ids of one account
+    min_age_env: str | None = None   # a variable holding a longer wait than the grace (seconds)
 
 
 SWEEPS: list[Sweep] = [
@@ -35,6 +37,16 @@ SWEEPS: list[Sweep] = [
           pending_sql="SELECT account_id, id FROM inbound_events "
                       "WHERE processed_at IS NULL AND received_at < now() - make_interval(secs => %s) "
                       "AND attempts < %s ORDER BY received_at LIMIT %s"),
+    Sweep(kind="send", queue="send", func="gateway.send_worker.send_batch", batch=200,
+          pending_sql="SELECT account_id, id FROM messages WHERE status IN ('queued', 'retry_scheduled') "
+                      "AND coalesce(next_attempt_at, created_at) < now() - make_interval(secs => %s) "
+                      "AND attempts < %s ORDER BY coalesce(next_attempt_at, created_at) LIMIT %s"),
+    # A send whose outcome is unknown (crash mid-call, timeout after writing) waits for a status webhook
+    # that proves it went out before the reconcile job may schedule it again.
+    Sweep(kind="reconcile", queue="send", func="gateway.send_worker.reconcile", min_age_env="GATEWAY_SEND_RECONCILE_S",
+          pending_sql="SELECT account_id, id FROM messages WHERE status = 'sending' "
+                      "AND send_started_at < now() - make_interval(secs => %s) AND attempts < %s + 100 "
+                      "ORDER BY send_started_at LIMIT %s"),
     Sweep(kind="media", queue="default", func=media.DOWNLOAD_JOB,
           pending_sql="SELECT account_id, id FROM media "
                       "WHERE state = 'pending' AND next_attempt_at < now() - make_interval(secs => %s) "
@@ -49,8 +61,11 @@ def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
     conn_redis = runtime.redis_client()
     counts: dict[str, int] = {}
     for sweep in SWEEPS:
+        wait = grace_s
+        if sweep.min_age_env:
+            wait = max(grace_s, float(os.environ.get(sweep.min_age_env, "120")))
         with db.connection() as conn:
-            rows = conn.execute(sweep.pending_sql, (grace_s, MAX_ATTEMPTS, batch)).fetchall()
+            rows = conn.execute(sweep.pending_sql, (wait, MAX_ATTEMPTS, batch)).fetchall()
         if not rows:
             counts[sweep.kind] = 0
             continue

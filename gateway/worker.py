@@ -14,6 +14,7 @@ from rq import SimpleWorker, Worker
 
 import gateway.inbound  # noqa: F401 - preload job modules and their dependencies
 import gateway.media  # noqa: F401
+import gateway.send_worker  # noqa: F401
 import webhooks.registry  # noqa: F401 - providers parse in the worker
 from gateway import jobs, runtime
 

@@ -159,7 +159,7 @@ class Receiver:
             return 200, text.encode(), ctype, {}
         except Problem as exc:
             doc = problem_document(exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
-                                   request_id=request_id)
+                                   request_id=request_id, extra=exc.extra)
             return exc.status, json.dumps(doc).encode(), "application/problem+json", exc.headers
         except Exception:
             log.error("unhandled error in the webhook receiver", exc_info=True)

@@ -63,3 +63,116 @@ class ChannelUpdate(StrictSchema):
 
 class ContactRef(StrictSchema):
     contact_id = fields.UUID(required=True)
+
+
+_SEND_TYPES = ("text", "template", "image", "video", "audio", "document", "sticker", "interactive", "location",
+               "contacts", "reaction")
+
+
+class Recipient(StrictSchema):
+    kind = fields.String(validate=validate.OneOf(IDENTITY_KINDS))
+    address = fields.String(required=True, validate=validate.Length(min=1, max=320))
+
+
+class TextContent(StrictSchema):
+    body = fields.String(required=True, validate=validate.Length(min=1))
+    preview_url = fields.Boolean(load_default=False)
+
+
+class MediaContent(StrictSchema):
+    link = fields.Url(schemes={"http", "https"})
+    media_id = fields.String(validate=validate.Length(min=1, max=200))
+    caption = fields.String()
+    filename = fields.String(validate=validate.Length(max=240))
+
+    @validates_schema
+    def _one_source(self, data, **kwargs):
+        if bool(data.get("link")) == bool(data.get("media_id")):
+            raise ValidationError("give exactly one of link or media_id", field_name="link")
+
+
+class TemplateContent(StrictSchema):
+    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,512}$",
+                         error="template names are lowercase letters, digits and underscores"))
+    language = fields.String(required=True, validate=validate.Length(min=2, max=15))
+    components = fields.List(fields.Dict(), load_default=list)
+
+
+class Button(StrictSchema):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=20))
+
+
+class Row(StrictSchema):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=24))
+    description = fields.String(validate=validate.Length(max=72))
+
+
+class Section(StrictSchema):
+    title = fields.String(validate=validate.Length(max=24))
+    rows = fields.List(fields.Nested(Row), required=True, validate=validate.Length(min=1, max=10))
+
+
+class InteractiveContent(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(("button", "list")))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    header = fields.String(validate=validate.Length(max=60))
+    footer = fields.String(validate=validate.Length(max=60))
+    buttons = fields.List(fields.Nested(Button), validate=validate.Length(min=1, max=3))
+    button = fields.String(validate=validate.Length(min=1, max=20))
+    sections = fields.List(fields.Nested(Section), validate=validate.Length(min=1, max=10))
+
+    @validates_schema
+    def _shape(self, data, **kwargs):
+        if data["type"] == "button" and not data.get("buttons"):
+            raise ValidationError("reply-button messages need 1 to 3 buttons", field_name="buttons")
+        if data["type"] == "list" and not (data.get("button") and data.get("sections")):
+            raise ValidationError("list messages need a button label and sections", field_name="sections")
+
+
+class LocationContent(StrictSchema):
+    latitude = fields.Float(required=True, validate=validate.Range(-90, 90))
+    longitude = fields.Float(required=True, validate=validate.Range(-180, 180))
+    name = fields.String()
+    address = fields.String()
+
+
+class ReactionContent(StrictSchema):
+    message_id = fields.UUID(required=True)
+    emoji = fields.String(load_default="", validate=validate.Length(max=16))
+
+
+class MessageCreate(StrictSchema):
+    channel_id = fields.UUID(required=True)
+    contact_id = fields.UUID()
+    to = fields.Nested(Recipient)
+    type = fields.String(required=True, validate=validate.OneOf(_SEND_TYPES))
+    text = fields.Nested(TextContent)
+    template = fields.Nested(TemplateContent)
+    image = fields.Nested(MediaContent)
+    video = fields.Nested(MediaContent)
+    audio = fields.Nested(MediaContent)
+    document = fields.Nested(MediaContent)
+    sticker = fields.Nested(MediaContent)
+    interactive = fields.Nested(InteractiveContent)
+    location = fields.Nested(LocationContent)
+    contacts = fields.List(fields.Dict(), validate=validate.Length(min=1))
+    reaction = fields.Nested(ReactionContent)
+    reply_to = fields.UUID()
+    purpose = fields.String(load_default="transactional",
+                            validate=validate.OneOf(("transactional", "marketing", "surveys", "opt_out_confirmation")))
+    tag = fields.String(validate=validate.OneOf(("HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE",
+                                                 "POST_PURCHASE_UPDATE", "CUSTOMER_FEEDBACK")))
+
+    @validates_schema
+    def _shape(self, data, **kwargs):
+        if bool(data.get("contact_id")) == bool(data.get("to")):
+            raise ValidationError("give exactly one of contact_id or to", field_name="contact_id")
+        if data["type"] not in data:
+            raise ValidationError(f"a '{data['type']}' message needs a '{data['type']}' object",
+                                  field_name=data["type"])
+        extra = [t for t in _SEND_TYPES if t in data and t != data["type"]]
+        if extra:
+            raise ValidationError(f"only the '{data['type']}' object belongs in a '{data['type']}' message",
+                                  field_name=extra[0])

@@ -7,6 +7,7 @@ become ``Notice("instagram:<field>")``. See README.md for setup.
 from __future__ import annotations
 
 from webhooks.messenger import MessengerProvider
+from webhooks.messenger.capabilities import INSTAGRAM_CAPABILITIES
 
 
 class InstagramProvider(MessengerProvider):
@@ -14,6 +15,7 @@ class InstagramProvider(MessengerProvider):
     label = "Instagram"
     object_name = "instagram"
     identity_kind = "igsid"
+    capabilities = INSTAGRAM_CAPABILITIES
 
 
 PROVIDER = InstagramProvider()

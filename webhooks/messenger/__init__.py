@@ -1,19 +1,21 @@
-"""Facebook Messenger provider (Meta Messenger Platform): route, verify, parse, download.
+"""Facebook Messenger provider (Meta Messenger Platform): route, verify, parse, download, send.
 
 Routing: ``entry[].id`` is the Page id = the channel's external id. Messenger and Instagram
 DMs are one Meta messaging platform; this class reads both, and ``webhooks.instagram``
-subclasses it with its own name, ``object`` and identity kind. Sending is a later task.
-Credentials: ``app_secret`` (signature), ``page_access_token`` (sending), ``verify_token``
-(subscription handshake). See README.md for setup.
+subclasses it with its own name, ``object`` and identity kind; both send through the Send
+API (``send.py``). Credentials: ``app_secret`` (signature), ``page_access_token`` (sending),
+``verify_token`` (subscription handshake). See README.md for setup.
 """
 from __future__ import annotations
 
 import hashlib
 from typing import Any, Mapping
 
-from gateway.providers import Media, NormalisedEvent, SendResult
+from gateway.providers import Media, NormalisedEvent, OutboundMessage, SendResult
 from webhooks.messenger import download as _download
+from webhooks.messenger.capabilities import CAPABILITIES
 from webhooks.messenger import parse as _parse
+from webhooks.messenger import send as _send
 from webhooks.messenger import signature as _signature
 
 
@@ -25,6 +27,7 @@ class MessengerProvider:
     required_credentials = ("app_secret", "page_access_token", "verify_token")
     optional_credentials: tuple[str, ...] = ()
     ack = ("", "text/plain")      # Meta ignores the body of the 200
+    capabilities = CAPABILITIES   # what the send gate allows on this channel
 
     def channel_ids(self, raw: bytes, headers: Mapping[str, str], url: str) -> list[str]:
         return _parse.channel_ids(raw)
@@ -49,8 +52,11 @@ class MessengerProvider:
         # The URL is complete and signed by Meta's CDN: no token, no api_base_url to apply.
         return _download.fetch(media, provider_label=self.label)
 
-    def send(self, message: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
-        return SendResult("failed", reason=f"sending through {self.label} is not implemented yet")
+    def send(self, message: OutboundMessage, channel: Mapping[str, Any],
+             credentials: Mapping[str, Any]) -> SendResult:
+        # Same Send API for both; an Instagram-Login channel sets settings.api_base_url to
+        # https://graph.instagram.com. The label names the platform in reasons.
+        return _send.send(message, channel, credentials, label=self.label)
 
 
 PROVIDER = MessengerProvider()

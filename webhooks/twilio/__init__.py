@@ -1,4 +1,4 @@
-"""Twilio Programmable Messaging provider (SMS, MMS and Twilio's WhatsApp senders): verify, parse, download.
+"""Twilio Programmable Messaging provider (SMS, MMS and Twilio's WhatsApp senders): verify, parse, download, send.
 
 Routing: a channel's external id is its business number in E.164
 (``+14155238886``, also for a WhatsApp sender ``whatsapp:+14155238886``) or a
@@ -6,15 +6,18 @@ Messaging Service SID (``MG…``); see ``parse`` for the order they are tried.
 Credentials: ``account_sid`` and ``auth_token`` (media downloads; the default
 signing key), optionally ``webhook_secret`` (a managed signing key that
 replaces the auth token for signatures) and ``previous_auth_token`` (still
-accepted while a token rotation settles). Sending comes later. See README.md.
+accepted while a token rotation settles). Sending (``send.py``) uses the Messages API with
+``account_sid``/``auth_token``. See README.md.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from gateway.providers import Media, NormalisedEvent, SendResult
+from gateway.providers import Media, NormalisedEvent, OutboundMessage, SendResult
 from webhooks.twilio import media as _media
+from webhooks.twilio.capabilities import CAPABILITIES
 from webhooks.twilio import parse as _parse
+from webhooks.twilio import send as _send
 from webhooks.twilio import signature as _signature
 
 
@@ -25,6 +28,7 @@ class TwilioProvider:
     # Twilio reads the answer as TwiML: an empty Response means "no auto-reply".
     signs_url = True   # X-Twilio-Signature covers the URL Twilio called
     ack = ('<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml")
+    capabilities = CAPABILITIES   # what the send gate allows on this channel
 
     def group_id(self, credentials: Mapping[str, Any]) -> str | None:
         """Status callbacks without a number still name the account: route them by its SID."""
@@ -49,8 +53,9 @@ class TwilioProvider:
                  credentials: Mapping[str, Any]) -> tuple[bytes, str | None]:
         return _media.download(media, channel, credentials)
 
-    def send(self, message: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
-        return SendResult("failed", reason="sending through Twilio is not implemented yet")
+    def send(self, message: OutboundMessage, channel: Mapping[str, Any],
+             credentials: Mapping[str, Any]) -> SendResult:
+        return _send.send(message, channel, credentials)
 
 
 PROVIDER = TwilioProvider()

@@ -1,8 +1,8 @@
-"""WhatsApp Cloud API provider (Meta): route, verify, parse, download media; sending comes later.
+"""WhatsApp Cloud API provider (Meta): route, verify, parse, download media, send and classify.
 
 Routing: ``value.metadata.phone_number_id`` first, then ``entry[].id`` (the WABA id), so a
 channel registered by either is found, and account-level changes without metadata too.
-Credentials: ``app_secret`` (signature), ``access_token`` (media, later sending),
+Credentials: ``app_secret`` (signature), ``access_token`` (media, sending),
 ``verify_token`` (subscription handshake). See README.md for setup.
 """
 from __future__ import annotations
@@ -11,10 +11,12 @@ import hashlib
 import logging
 from typing import Any, Mapping
 
-from gateway.providers import Media, NormalisedEvent, SendResult, Unsupported
+from gateway.providers import Media, NormalisedEvent, OutboundMessage, SendResult, Unsupported
 from webhooks.whatsapp import envelope
+from webhooks.whatsapp.capabilities import CAPABILITIES
 from webhooks.whatsapp import media as _media
 from webhooks.whatsapp import parse as _parse
+from webhooks.whatsapp import send as _send
 from webhooks.whatsapp import verify as _verify
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ class WhatsAppProvider:
     required_credentials = ("app_secret", "access_token", "verify_token")
     optional_credentials: tuple[str, ...] = ()
     ack = ("", "text/plain")   # Meta ignores the body; only the 200 matters
+    capabilities = CAPABILITIES   # what the send gate allows on this channel
 
     def channel_ids(self, raw: bytes, headers: Mapping[str, str], url: str) -> list[str]:
         return envelope.channel_ids(raw)
@@ -55,8 +58,8 @@ class WhatsAppProvider:
     def download(self, media: Media, channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> tuple[bytes, str | None]:
         return _media.download(media, channel, credentials)
 
-    def send(self, message: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
-        return SendResult("failed", reason="sending through WhatsApp is not implemented yet")
+    def send(self, message: OutboundMessage, channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
+        return _send.send(message, channel, credentials)
 
 
 PROVIDER = WhatsAppProvider()

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gateway.providers import BadRequest, InboundMessage, Notice, SendResult, StatusUpdate, Unsupported
+from gateway.providers import BadRequest, InboundMessage, Notice, OutboundMessage, SendResult, StatusUpdate, Unsupported
 from webhooks.instagram import PROVIDER, InstagramProvider
 from webhooks.messenger import MessengerProvider
 
@@ -57,7 +57,9 @@ def test_provider_attributes():
     assert PROVIDER.name == "instagram"
     assert PROVIDER.required_credentials == ("app_secret", "page_access_token", "verify_token")
     assert PROVIDER.optional_credentials == () and PROVIDER.ack == ("", "text/plain")
-    assert PROVIDER.send({}, {}) == SendResult("failed", reason="sending through Instagram is not implemented yet")
+    message = OutboundMessage(id="m1", to="IGSID1", to_kind="igsid", kind="text", content={"body": "hi"})
+    assert PROVIDER.send(message, {"external_id": "1784", "settings": {}}, {}) == SendResult(
+        "failed", error_code="config", channel_problem=True, reason="the Instagram channel has no page_access_token")
 
 
 def test_text_message_is_from_an_igsid():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from werkzeug.datastructures import Headers
 
-from gateway.providers import SendResult
+from gateway.providers import OutboundMessage, SendResult
 from webhooks.messenger import PROVIDER
 
 SIGNATURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "signatures"
@@ -94,6 +94,9 @@ def test_dedupe_key_is_the_body_hash():
     assert PROVIDER.dedupe_key(BODY + b" ", {}) != PROVIDER.dedupe_key(BODY, {})
 
 
-def test_send_is_not_implemented_yet():
-    result = PROVIDER.send({"to": "1", "text": "hi"}, CREDS)
-    assert result == SendResult("failed", reason="sending through Messenger is not implemented yet")
+def test_send_takes_message_channel_and_credentials():
+    # Sending itself is covered in test_messenger_send.py; without a token nothing goes out.
+    message = OutboundMessage(id="m1", to="1", to_kind="psid", kind="text", content={"body": "hi"})
+    result = PROVIDER.send(message, {"external_id": "106000000000001", "settings": {}}, {"app_secret": "s"})
+    assert result == SendResult("failed", error_code="config", channel_problem=True,
+                                reason="the Messenger channel has no page_access_token")

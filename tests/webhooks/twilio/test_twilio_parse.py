@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from gateway.providers import BadRequest, InboundMessage, Media, Notice, SendResult, StatusUpdate, Unsupported
+from gateway.providers import BadRequest, InboundMessage, Media, Notice, OutboundMessage, SendResult, StatusUpdate, Unsupported
 from webhooks.twilio import PROVIDER
 from webhooks.twilio import statuses as tw_statuses
 
@@ -438,6 +438,8 @@ def test_provider_shape():
     assert PROVIDER.handshake({}) is None
 
 
-def test_send_is_not_implemented_yet():
-    result = PROVIDER.send({"to": "+15557654321", "text": "hi"}, {"account_sid": "AC1", "auth_token": "t"})
-    assert result == SendResult("failed", reason="sending through Twilio is not implemented yet")
+def test_send_takes_message_channel_and_credentials():
+    # Sending itself is covered in test_twilio_send.py; a read receipt needs no request on SMS.
+    read = OutboundMessage(id="m1", to="+15557654321", to_kind="phone", kind="read", content={"message_id": "SM1"})
+    assert PROVIDER.send(read, {"external_id": "+15551234567", "settings": {}},
+                         {"account_sid": "AC1", "auth_token": "t"}) == SendResult("sent")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from gateway.providers import BadRequest, InboundMessage, Notice, SendResult, StatusUpdate, Unsupported
+from gateway.providers import (BadRequest, InboundMessage, Notice, OutboundMessage, SendResult, StatusUpdate,
+                               Unsupported)
 from webhooks.whatsapp import PROVIDER
 
 
@@ -198,11 +199,12 @@ def test_an_item_that_breaks_a_converter_becomes_unsupported(wa, monkeypatch):
     assert events[0] == Unsupported("message:malformed") and events[1].text == "x"
 
 
-def test_dedupe_key_and_send_placeholder(wa):
+def test_dedupe_key_and_send_without_token(wa):
     raw = (wa.fixtures / "pywa_template_status_update__approved.json").read_bytes()
     key = PROVIDER.dedupe_key(raw, {})
     assert key.startswith("sha256:") and len(key) == len("sha256:") + 64
     assert key == PROVIDER.dedupe_key(bytes(raw), {"X-Other": "1"})
     assert key != PROVIDER.dedupe_key(raw + b" ", {})
-    result = PROVIDER.send({"to": "+34600000001", "text": "hi"}, {})
-    assert isinstance(result, SendResult) and result.outcome == "failed"
+    message = OutboundMessage("m1", "+34600000001", "phone", "text", {"body": "hi"})
+    result = PROVIDER.send(message, {"external_id": "1122334455667", "settings": {}}, {})
+    assert isinstance(result, SendResult) and result.outcome == "failed" and result.channel_problem

@@ -1,0 +1,117 @@
+"""REST views for sending: POST /v1/messages (through the one send gate), reading a message, read receipts."""
+from __future__ import annotations
+
+from flask import request
+
+from gateway import messages, outbound, send_gate
+from gateway.api import paging
+from gateway.api.schemas import MessageCreate
+from gateway.api.views import bp
+from gateway.http import api, json_body, parse_uuid
+from gateway.problems import Problem
+
+_MESSAGE_COLUMNS = messages.MESSAGE_COLUMNS + ", m.channel_id, m.attempts, m.next_attempt_at, m.last_error, m.purpose"
+
+
+def _refused(exc: send_gate.Refused) -> Problem:
+    extra = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in exc.extra.items()}
+    return Problem(exc.status, exc.rule.replace("_", " ").capitalize(), exc.detail, slug=exc.rule, extra=extra)
+
+
+def _message(conn, principal, message_id) -> dict:
+    row = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN contacts c ON c.account_id = m.account_id "
+        "AND c.id = m.contact_id WHERE m.account_id = %s AND m.id = %s",
+        (principal.account_id, message_id)).fetchone()
+    if row is None:
+        raise Problem(404, "Not Found", f"no message with id {message_id} in this account")
+    out = messages.decrypt_message(conn, principal.account_id, row)
+    messages._attach_history(conn, principal.account_id, [out])
+    out.update(channel_id=row["channel_id"], attempts=row["attempts"], next_attempt_at=row["next_attempt_at"],
+               last_error=row["last_error"], purpose=row["purpose"])
+    return out
+
+
+@bp.post("/messages")
+@api(scope="messages:send")
+def send_message(conn, principal):
+    body = json_body(MessageCreate())
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise Problem(400, "Bad Idempotency Key", "Idempotency-Key must be 1 to 255 characters",
+                      slug="bad-idempotency-key")
+    kind = body["type"]
+    content = body[kind] if kind != "contacts" else {"contacts": body["contacts"]}
+    content = dict(content)
+    if kind == "reaction":
+        target = outbound.provider_id_of(conn, principal.account_id, content["message_id"])
+        if target is None:
+            raise Problem(404, "Not Found", "no message with a provider id to react to; react to a message that "
+                          "was delivered through the provider", slug="unknown-message")
+        content = {"message_id": target, "emoji": content["emoji"]}
+    try:
+        message_id, created = outbound.accept(
+            conn, principal.account_id, channel_id=body["channel_id"], kind=kind, content=content,
+            contact_id=body.get("contact_id"), to=body.get("to"), reply_to_id=body.get("reply_to"),
+            purpose=body["purpose"], tag=body.get("tag"), idempotency_key=key,
+            body_for_hash=request.get_json())
+    except outbound.NotFound as exc:
+        raise Problem(404, "Not Found", str(exc)) from None
+    except outbound.IdempotencyConflict as exc:
+        raise Problem(409, "Conflict", str(exc), slug="idempotency-key-reused") from None
+    except send_gate.Refused as exc:
+        raise _refused(exc) from None
+    resource = _message(conn, principal, message_id)
+    if created:
+        conn.commit()
+        outbound.enqueue(principal.account_id, message_id)
+        return resource, 202
+    return resource, 200
+
+
+@bp.get("/messages/<message_id>")
+@api(scope="messages:read")
+def get_message(conn, principal, message_id):
+    return _message(conn, principal, parse_uuid(message_id, "message"))
+
+
+@bp.get("/messages")
+@api(scope="messages:read")
+def list_messages(conn, principal):
+    """Outbound messages by state, newest change first (``state=failed`` is the dead-letter list)."""
+    state = request.args.get("state", "failed")
+    if state not in ("queued", "sending", "retry_scheduled", "sent", "delivered", "read", "failed"):
+        raise Problem(400, "Bad Filter", "state must be one of queued, sending, retry_scheduled, sent, delivered, "
+                      "read, failed", slug="bad-filter")
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN contacts c ON c.account_id = m.account_id "
+        "AND c.id = m.contact_id WHERE m.account_id = %s AND m.direction = 'outbound' AND m.status = %s "
+        "ORDER BY m.updated_at DESC, m.id DESC LIMIT %s", (principal.account_id, state, paging.limit())).fetchall()
+    out = []
+    for row in rows:
+        m = messages.decrypt_message(conn, principal.account_id, row)
+        m.update(channel_id=row["channel_id"], attempts=row["attempts"], last_error=row["last_error"])
+        out.append(m)
+    return {"data": out}
+
+
+@bp.post("/messages/<message_id>/read")
+@api(scope="messages:send")
+def mark_read(conn, principal, message_id):
+    """Send a read receipt for an inbound message (WhatsApp blue ticks, Messenger seen)."""
+    found = conn.execute("SELECT channel_id, contact_id, direction FROM messages WHERE account_id = %s AND id = %s",
+                         (principal.account_id, parse_uuid(message_id, "message"))).fetchone()
+    if found is None or found["direction"] != "inbound":
+        raise Problem(404, "Not Found", f"no inbound message with id {message_id} in this account")
+    target = outbound.provider_id_of(conn, principal.account_id, message_id)
+    try:
+        receipt_id, created = outbound.accept(
+            conn, principal.account_id, channel_id=found["channel_id"], kind="read",
+            content={"message_id": target}, contact_id=found["contact_id"],
+            idempotency_key=f"read:{message_id}", body_for_hash={"read": str(message_id)})
+    except send_gate.Refused as exc:
+        raise _refused(exc) from None
+    if created:
+        conn.commit()
+        outbound.enqueue(principal.account_id, receipt_id)
+    return {"id": receipt_id, "status": "queued" if created else "already requested"}, 202

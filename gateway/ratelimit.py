@@ -1,0 +1,52 @@
+"""Token buckets in Redis, shared by every worker process: a sender never exceeds its rate.
+
+One Lua script takes tokens atomically and says how long to wait when there are
+none; the bucket refills continuously at ``rate`` per second up to ``burst``.
+Keys name channels by id only (no personal data in Redis keys).
+"""
+from __future__ import annotations
+
+import time
+
+from gateway import runtime
+
+_SCRIPT = """
+local key, rate, burst, now, want = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local state = redis.call('HMGET', key, 't', 'at')
+local tokens, at = tonumber(state[1]), tonumber(state[2])
+if tokens == nil then tokens, at = burst, now end
+tokens = math.min(burst, tokens + (now - at) * rate)
+local wait = 0
+if tokens >= want then tokens = tokens - want else wait = (want - tokens) / rate end
+redis.call('HSET', key, 't', tokens, 'at', now)
+redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
+_sha: dict[int, str] = {}
+
+
+def _now() -> float:
+    # Redis TIME would be one more round trip; workers share a host clock (or NTP-close ones).
+    return time.time()
+
+
+def try_take(key: str, rate: float, burst: float | None = None, tokens: float = 1.0) -> float:
+    """Take tokens if available: 0.0; otherwise nothing is taken and the seconds to wait are returned."""
+    client = runtime.redis_client()
+    burst = max(1.0, burst if burst is not None else rate / 10)   # at most a tenth of a second of sends at once
+    sha = _sha.get(id(client))
+    if sha is None:
+        sha = _sha[id(client)] = client.script_load(_SCRIPT)
+    return float(client.evalsha(sha, 1, f"ratelimit:{key}", rate, burst, _now(), tokens))
+
+
+def take(key: str, rate: float, burst: float | None = None, tokens: float = 1.0, max_wait_s: float = 30.0) -> bool:
+    """Block until the tokens are taken (True) or waiting would exceed max_wait_s (False)."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        wait = try_take(key, rate, burst, tokens)
+        if wait <= 0:
+            return True
+        if time.monotonic() + wait > deadline:
+            return False
+        time.sleep(wait)

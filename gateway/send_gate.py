@@ -1,0 +1,100 @@
+"""The one send gate (DESIGN invariant 4): every outbound message, whatever asked for it, passes here.
+
+``check`` raises ``Refused`` naming the rule; callers turn it into a problem
+(API), a recorded skip (campaigns) or a log line (automation). Nothing is
+written before the gate has passed, so a refusal leaves no row behind.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from gateway import messages
+
+# Messenger's HUMAN_AGENT tag lets a person answer up to 7 days after the customer's last message.
+HUMAN_AGENT_WINDOW = timedelta(days=7)
+# Kinds that are not conversation content: allowed whatever the window.
+WINDOWLESS = frozenset({"template", "read"})
+
+
+@dataclass
+class Refused(Exception):
+    rule: str                 # machine-readable, becomes the problem type
+    status: int
+    detail: str
+    extra: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Request:
+    channel: dict             # id, kind, status, paused_reason, has_credentials
+    contact_id: object
+    kind: str
+    content: dict
+    purpose: str = "transactional"
+    tag: str | None = None
+
+
+def _capabilities(channel_kind: str) -> dict:
+    from webhooks import registry  # providers declare what they can send
+    provider = registry.get(channel_kind)
+    return dict(getattr(provider, "capabilities", {}) or {})
+
+
+def _consent_state(conn, account_id, contact_id, channel_kind: str) -> dict[str, str]:
+    """Latest action per purpose for this contact on this channel kind ('all' covers every purpose)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (purpose) purpose, action FROM consent_events "
+        "WHERE account_id = %s AND contact_id = %s AND channel_kind IN (%s, 'all') "
+        "ORDER BY purpose, occurred_at DESC, recorded_at DESC", (account_id, contact_id, channel_kind)).fetchall()
+    return {r["purpose"]: r["action"] for r in rows}
+
+
+def check(conn, account_id, req: Request, now: datetime | None = None) -> None:
+    now = now or datetime.now(timezone.utc)
+    channel = req.channel
+    if channel["status"] == "paused":
+        raise Refused("channel_paused", 409, f"the channel is paused: {channel.get('paused_reason') or 'see it'}; "
+                      "fix its credentials and set it active again (PATCH /v1/channels/{id})")
+    if channel["status"] != "active":
+        raise Refused("channel_disabled", 409, "the channel is disabled; enable it to send")
+    caps = _capabilities(channel["kind"])
+    if caps.get("needs_credentials", True) and not channel.get("has_credentials"):
+        raise Refused("channel_not_configured", 409, "the channel has no provider credentials; add them "
+                      "(PATCH /v1/channels/{id})")
+    kinds = caps.get("kinds")
+    if kinds is not None and req.kind not in kinds:
+        raise Refused("unsupported_message_type", 422, f"a {channel['kind']} channel cannot send '{req.kind}' "
+                      f"messages; it sends {', '.join(sorted(kinds))}")
+    limit = caps.get("max_text")
+    text = (req.content.get("body") if req.kind == "text" else req.content.get("caption")) or ""
+    if limit and len(text) > limit:
+        raise Refused("text_too_long", 422, f"the text has {len(text)} characters; a {channel['kind']} message "
+                      f"takes at most {limit}")
+
+    consent = _consent_state(conn, account_id, req.contact_id, channel["kind"])
+    if consent.get("all") == "withdrawn" or consent.get(req.purpose) == "withdrawn":
+        if req.purpose != "opt_out_confirmation":
+            raise Refused("opted_out", 403, f"the contact opted out of {req.purpose} messages on "
+                          f"{channel['kind']}; nothing is sent until they opt in again")
+    if req.purpose == "marketing" and consent.get("marketing") != "granted":
+        raise Refused("no_marketing_consent", 403, "marketing messages need the contact's explicit opt-in; "
+                      "record it with its proof first")
+
+    if caps.get("window") and req.kind not in WINDOWLESS:
+        row = conn.execute("SELECT last_inbound_at FROM threads WHERE account_id = %s AND contact_id = %s "
+                           "AND channel_id = %s", (account_id, req.contact_id, channel["id"])).fetchone()
+        last = row["last_inbound_at"] if row else None
+        window = messages.window(last, now)
+        tagged_ok = (req.tag == "HUMAN_AGENT" and last is not None and last + HUMAN_AGENT_WINDOW > now
+                     and "HUMAN_AGENT" in caps.get("tags", ()))
+        if not window["open"] and not tagged_ok:
+            hint = ("send an approved template instead" if "template" in (kinds or ())
+                    else "a person may answer with the HUMAN_AGENT tag within 7 days" if caps.get("tags")
+                    else "wait for the customer to write")
+            raise Refused("outside_customer_service_window", 422,
+                          "free-form messages can only be sent within 24 hours of the customer's last message; "
+                          + hint, extra={"window_closed_at": window["closes_at"]})

@@ -1,0 +1,210 @@
+"""The send worker: each message sent at most once, within the sender's rate, classified by its provider.
+
+State machine, each step committed: ``queued | retry_scheduled`` → ``sending``
+(claimed: attempts + 1) → the provider call, outside any transaction →
+``sent`` (provider id recorded, early statuses applied) | ``retry_scheduled``
+(backoff with jitter, honouring Retry-After) | ``failed`` (code and reason).
+An unknown outcome (timeout after the request went out, a worker killed
+mid-call) stays ``sending``: the sweeper reconciles it before anything is sent
+again. A job takes a batch of ids and sends them from a small thread pool, so
+a worker is not bound by one HTTP round trip at a time.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+from psycopg.types.json import Jsonb
+
+from gateway import channels, db, keystore, messages, ratelimit
+from gateway.crypto import field_aad
+from gateway.db import uuid7
+from gateway.providers import OutboundMessage, SendResult
+
+log = logging.getLogger("gateway.send")
+MAX_ATTEMPTS = int(os.environ.get("GATEWAY_SEND_MAX_ATTEMPTS", "8"))
+MAX_AGE = timedelta(hours=float(os.environ.get("GATEWAY_SEND_MAX_AGE_H", "24")))
+CONCURRENCY = int(os.environ.get("GATEWAY_SEND_CONCURRENCY", "16"))
+_pool: ThreadPoolExecutor | None = None
+_pool_pid: int | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():
+        _pool, _pool_pid = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="send"), os.getpid()
+    return _pool
+
+
+def send_batch(account_id: str, message_ids: list[str]) -> dict[str, str]:
+    """RQ job: send these messages concurrently; returns each one's outcome."""
+    outcomes = list(_executor().map(lambda mid: send_one(account_id, mid), message_ids))
+    return dict(zip(message_ids, outcomes))
+
+
+def send(account_id: str, message_id: str) -> str:
+    """RQ job for one message (the sweeper's unit)."""
+    return send_one(account_id, message_id)
+
+
+def _claim(account_id, message_id):
+    with db.connection() as conn:
+        row = conn.execute(
+            "UPDATE messages SET status = 'sending', status_rank = 1, attempts = attempts + 1, "
+            "send_started_at = now(), updated_at = now() "
+            "WHERE account_id = %s AND id = %s AND direction = 'outbound' AND status IN ('queued', 'retry_scheduled') "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= now()) "
+            "RETURNING id, channel_id, contact_id, kind, content_enc, attempts, created_at",
+            (account_id, message_id)).fetchone()
+        if row is None:
+            return None
+        key_row = conn.execute("SELECT data_key_id FROM contacts WHERE account_id = %s AND id = %s",
+                               (account_id, row["contact_id"])).fetchone()
+        key = keystore.load_key(conn, account_id=account_id, key_id=key_row["data_key_id"])
+        content = json.loads(key.decrypt_text(row["content_enc"], field_aad("messages", "content", account_id,
+                                                                            row["id"])))
+        channel = conn.execute("SELECT id, kind, external_id, settings, status FROM channels "
+                               "WHERE account_id = %s AND id = %s", (account_id, row["channel_id"])).fetchone()
+        creds = channels.load_credentials(conn, account_id=account_id, channel_id=row["channel_id"])
+    return row, content, dict(channel), creds
+
+
+def send_one(account_id: str, message_id: str) -> str:
+    from webhooks import registry
+
+    claimed = _claim(account_id, message_id)
+    if claimed is None:
+        return "skipped"
+    row, content, channel, creds = claimed
+    to = content.pop("to")
+    reply_to = content.pop("reply_to_provider_id", None)
+    tag = content.pop("tag", None)
+    outbound = OutboundMessage(id=str(row["id"]), to=to["address"], to_kind=to["kind"], kind=row["kind"],
+                               content=content, reply_to=reply_to, tag=tag)
+    provider = registry.get(channel["kind"])
+    if channel["status"] != "active":
+        return _finish(account_id, row, SendResult("retry", retry_after_s=60, reason=f"channel {channel['status']}"))
+    rate = float((channel["settings"] or {}).get("rate_per_s") or getattr(provider, "capabilities", {}).get(
+        "rate_per_s", 80))
+    if not ratelimit.take(f"channel:{channel['id']}", rate, max_wait_s=20):
+        return _finish(account_id, row, SendResult("retry", retry_after_s=1, reason="rate limit: queue is long"))
+    try:
+        result = provider.send(outbound, channel, creds)
+    except Exception as exc:   # a provider bug: the request may or may not have gone out
+        log.warning("provider send raised", extra={"error": type(exc).__name__})
+        result = SendResult("unknown", reason=f"the provider adapter raised {type(exc).__name__}")
+    return _finish(account_id, row, result, channel_id=channel["id"])
+
+
+def _backoff_s(attempts: int, retry_after: float | None) -> float:
+    base = min(3600.0, 2.0 ** attempts)
+    return max(retry_after or 0.0, base * random.uniform(0.5, 1.5))
+
+
+def _finish(account_id, row, result: SendResult, channel_id=None) -> str:
+    now = datetime.now(timezone.utc)
+    with db.connection() as conn:
+        if result.outcome == "sent":
+            bidx = enc = None
+            if result.provider_message_id:
+                key = _contact_key(conn, account_id, row["contact_id"])
+                bidx = messages.provider_id_bidx(account_id, result.provider_message_id)
+                enc = key.encrypt(result.provider_message_id, field_aad("messages", "provider_id", account_id,
+                                                                        row["id"]))
+            conn.execute(
+                "UPDATE messages SET status = CASE WHEN status_rank > 2 THEN status ELSE 'sent' END, "
+                "status_rank = greatest(status_rank, 2), provider_id_bidx = coalesce(%s, provider_id_bidx), "
+                "provider_id_enc = coalesce(%s, provider_id_enc), sent_at = now(), last_error = NULL, "
+                "updated_at = now() WHERE account_id = %s AND id = %s", (bidx, enc, account_id, row["id"]))
+            _event(conn, account_id, row["id"], "accepted", {"attempt": row["attempts"]})
+            if bidx is not None:
+                # A status webhook can beat this commit: it waited in pending_statuses.
+                messages._apply_pending(conn, account_id, row["channel_id"], bidx, row["id"])
+            return "sent"
+        if result.outcome == "unknown":
+            conn.execute("UPDATE messages SET last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
+                         (f"outcome unknown: {result.reason or 'no answer'}; reconciling before any resend",
+                          account_id, row["id"]))
+            return "unknown"
+        too_old = now - row["created_at"] > MAX_AGE
+        if result.outcome == "retry" and row["attempts"] < MAX_ATTEMPTS and not too_old:
+            conn.execute(
+                "UPDATE messages SET status = 'retry_scheduled', status_rank = 0, last_error = %s, "
+                "next_attempt_at = now() + make_interval(secs => %s), updated_at = now() "
+                "WHERE account_id = %s AND id = %s AND status = 'sending'",
+                (_reason(result), _backoff_s(row["attempts"], result.retry_after_s), account_id, row["id"]))
+            return "retry"
+        reason = _reason(result)
+        if result.outcome == "retry":
+            reason = f"gave up after {row['attempts']} attempts: {reason}"
+        conn.execute(
+            "UPDATE messages SET status = 'failed', status_rank = 6, error_code = %s, error_reason = %s, "
+            "last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
+            (result.error_code, reason, reason, account_id, row["id"]))
+        _event(conn, account_id, row["id"], "failed", {"error_code": result.error_code, "error_reason": reason})
+        if result.opted_out:
+            _record_opt_out(conn, account_id, row)
+        if result.channel_problem and channel_id is not None:
+            conn.execute("UPDATE channels SET status = 'paused', paused_reason = %s, updated_at = now() "
+                         "WHERE account_id = %s AND id = %s AND status = 'active'", (reason, account_id, channel_id))
+            channels.forget_routes()
+        return "failed"
+
+
+def _reason(result: SendResult) -> str:
+    parts = [p for p in (result.error_code and f"[{result.error_code}]", result.reason) if p]
+    return " ".join(parts) or result.outcome
+
+
+def _contact_key(conn, account_id, contact_id):
+    row = conn.execute("SELECT data_key_id FROM contacts WHERE account_id = %s AND id = %s",
+                       (account_id, contact_id)).fetchone()
+    return keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+
+
+def _event(conn, account_id, message_id, status: str, detail: dict) -> None:
+    conn.execute("INSERT INTO message_events (account_id, id, message_id, status, detail, provider_ts) "
+                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                 (account_id, uuid7(), message_id, status, Jsonb(detail), f"attempt-{detail.get('attempt', '')}"))
+
+
+def _record_opt_out(conn, account_id, row) -> None:
+    """The provider says the customer stopped messages: the ledger records it, proof being the provider's code."""
+    channel = conn.execute("SELECT kind FROM channels WHERE account_id = %s AND id = %s",
+                           (account_id, row["channel_id"])).fetchone()
+    conn.execute(
+        "INSERT INTO consent_events (account_id, id, contact_id, channel_kind, purpose, action, source, occurred_at) "
+        "VALUES (%s, %s, %s, %s, 'all', 'withdrawn', 'provider', now())",
+        (account_id, uuid7(), row["contact_id"], channel["kind"]))
+
+
+def reconcile(account_id: str, message_id: str) -> str:
+    """Sweeper job for a message left 'sending' (crash or unknown outcome) longer than the reconcile wait.
+
+    WhatsApp echoes our message id (biz_opaque_callback_data) in its status webhooks: if one arrived, the
+    message was sent - adopt its provider id. Otherwise nothing proves it went out, and it is scheduled
+    again (the provider deduplicates nothing, so this is the one place a resend can happen)."""
+    with db.connection() as conn:
+        row = conn.execute("SELECT id, channel_id FROM messages WHERE account_id = %s AND id = %s "
+                           "AND status = 'sending' FOR UPDATE SKIP LOCKED", (account_id, message_id)).fetchone()
+        if row is None:
+            return "skipped"
+        echoed = conn.execute(
+            "SELECT provider_id_bidx FROM pending_statuses WHERE account_id = %s AND channel_id = %s "
+            "AND detail->>'callback_data' = %s LIMIT 1", (account_id, row["channel_id"], str(message_id))).fetchone()
+        if echoed is not None:
+            conn.execute("UPDATE messages SET status = 'sent', status_rank = greatest(status_rank, 2), "
+                         "provider_id_bidx = %s, last_error = NULL, sent_at = now(), updated_at = now() "
+                         "WHERE account_id = %s AND id = %s", (echoed["provider_id_bidx"], account_id, message_id))
+            messages._apply_pending(conn, account_id, row["channel_id"], bytes(echoed["provider_id_bidx"]), message_id)
+            return "sent"
+        conn.execute("UPDATE messages SET status = 'retry_scheduled', status_rank = 0, next_attempt_at = now(), "
+                     "last_error = 'no proof the last attempt reached the provider; sending again', "
+                     "updated_at = now() WHERE account_id = %s AND id = %s", (account_id, message_id))
+    from gateway import outbound
+    outbound.enqueue(account_id, message_id)
+    return "rescheduled"

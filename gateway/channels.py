@@ -23,7 +23,7 @@ from gateway.db import uuid7
 
 KINDS = ("whatsapp", "messenger", "instagram", "twilio", "sandbox")
 ROUTE_TTL_S = 5.0
-_COLUMNS = ("id, kind, name, external_id, group_id, settings, status, health, rejected_signatures, "
+_COLUMNS = ("id, kind, name, external_id, group_id, settings, status, paused_reason, health, rejected_signatures, "
             "last_rejected_at, created_at, updated_at, (credentials_enc IS NOT NULL) AS has_credentials")
 
 
@@ -117,6 +117,7 @@ def update_channel(conn, *, account_id, channel_id, actor: str, name: str | None
         sets.append("name = %s"), params.append(name), changed.append("name")
     if status is not None:
         sets.append("status = %s"), params.append(status), changed.append("status")
+        sets.append("paused_reason = NULL")
     if group_id is not None:
         sets.append("group_id = %s"), params.append(group_id or None), changed.append("group_id")
     if settings is not None:
@@ -144,7 +145,8 @@ def update_channel(conn, *, account_id, channel_id, actor: str, name: str | None
 
 def _view(row: dict, credentials: dict) -> dict:
     """The channel as the API shows it: which credentials are set, never their values."""
-    out = {k: row[k] for k in ("id", "kind", "name", "external_id", "group_id", "settings", "status", "health",
+    out = {k: row[k] for k in ("id", "kind", "name", "external_id", "group_id", "settings", "status",
+                               "paused_reason", "health",
                                "rejected_signatures", "last_rejected_at", "created_at", "updated_at")}
     out["credentials_set"] = sorted(credentials)
     out["webhook_path"] = f"/webhooks/{row['kind']}"

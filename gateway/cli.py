@@ -229,6 +229,48 @@ def channels_list(account):
 
 
 @main.group()
+def sandbox():
+    """The sandbox provider: a local stand-in for the Cloud API, Messenger and Twilio (no real credentials)."""
+
+
+def _sandbox_state(data_dir: str | None) -> tuple[Path, dict]:
+    path = Path(data_dir or os.environ.get("GATEWAY_DATA_DIR") or "data") / "sandbox.json"
+    return path, (json.loads(path.read_text()) if path.exists() else {})
+
+
+@sandbox.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8100, show_default=True)
+@click.option("--gateway-url", default=None, help="Where to send status webhooks (default: from data/sandbox.json).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+def sandbox_serve(host, port, gateway_url, data_dir):
+    """Run the sandbox provider in the foreground (`gateway up` starts one for you)."""
+    from gateway.sandbox import serve
+    _, state = _sandbox_state(data_dir)
+    secret = os.environ.get("GATEWAY_SANDBOX_APP_SECRET") or state.get("app_secret")
+    serve(host, port, gateway_url=gateway_url or state.get("gateway_url"), app_secret=secret,
+          ready=lambda url: click.echo(f"sandbox provider listening on {url}", err=True))
+
+
+@sandbox.command("say")
+@click.argument("text")
+@click.option("--from", "from_number", required=True, help="The customer's phone number, e.g. +34600000001.")
+@click.option("--name", default=None, help="The customer's WhatsApp profile name.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+def sandbox_say(text, from_number, name, data_dir):
+    """Play a customer: post a signed inbound WhatsApp message to the gateway started by `gateway up`."""
+    from gateway.sandbox import say
+    path, state = _sandbox_state(data_dir)
+    if not state.get("gateway_url"):
+        raise click.ClickException(f"no sandbox state at {path}; start the gateway with ./scripts/up first")
+    status = say(state["gateway_url"], phone_number_id=state["phone_number_id"], from_number=from_number, text=text,
+                 app_secret=state["app_secret"], name=name)
+    if status != 200:
+        raise click.ClickException(f"the gateway answered {status}; is ./scripts/up still running?")
+    click.echo(f"delivered to the gateway as a WhatsApp message from {from_number}")
+
+
+@main.group()
 def keys():
     """Master keys: create a keyring, rotate without downtime."""
 

@@ -33,7 +33,8 @@ def _now() -> float:
 def try_take(key: str, rate: float, burst: float | None = None, tokens: float = 1.0) -> float:
     """Take tokens if available: 0.0; otherwise nothing is taken and the seconds to wait are returned."""
     client = runtime.redis_client()
-    burst = max(1.0, burst if burst is not None else rate / 10)   # at most a tenth of a second of sends at once
+    # By default at most 2% of a second's sends at once: any 1-second window stays within rate + 2%.
+    burst = max(1.0, burst if burst is not None else rate * 0.02)
     sha = _sha.get(id(client))
     if sha is None:
         sha = _sha[id(client)] = client.script_load(_SCRIPT)

@@ -101,7 +101,10 @@ def send_one(account_id: str, message_id: str) -> str:
 
 
 def _backoff_s(attempts: int, retry_after: float | None) -> float:
-    base = min(3600.0, 2.0 ** attempts)
+    """Exponential with jitter from GATEWAY_SEND_BACKOFF_S (2 s, 4 s, 8 s …, at most an hour); never
+    sooner than the provider's Retry-After."""
+    first = float(os.environ.get("GATEWAY_SEND_BACKOFF_S", "2"))
+    base = min(3600.0, first * 2.0 ** max(0, attempts - 1))
     return max(retry_after or 0.0, base * random.uniform(0.5, 1.5))
 
 

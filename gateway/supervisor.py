@@ -102,10 +102,15 @@ def run_up(port: int | None = None, host: str | None = None, data_dir: str | Non
             _say(f"port {port} is taken; using {new}")
             port = new
         base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        sandbox_port = 8100 if _port_free("127.0.0.1", 8100) else _free_port("127.0.0.1")
+        sandbox = _ensure_sandbox(settings, data, base_url, f"http://127.0.0.1:{sandbox_port}")
+        env["GATEWAY_SANDBOX_APP_SECRET"] = sandbox["app_secret"]
         py = sys.executable
         for cmd in ([py, "-m", "gunicorn", *gunicorn_args(host, port)],
                     [py, "-m", "gateway.cli", "worker"],
-                    [py, "-m", "gateway.cli", "sweeper"]):
+                    [py, "-m", "gateway.cli", "sweeper"],
+                    [py, "-m", "gateway.cli", "sandbox", "serve", "--port", str(sandbox_port), "--gateway-url",
+                     base_url, "--data-dir", str(data)]):
             # A session of their own: the terminal's Ctrl-C reaches only us, and
             # we stop them in order.
             children.append(subprocess.Popen(cmd, env=env, start_new_session=True))
@@ -124,6 +129,8 @@ def run_up(port: int | None = None, host: str | None = None, data_dir: str | Non
         else:
             _say(f"  demo account '{DEMO_ACCOUNT}' exists; its key was shown on first run "
                  f"(new one: gateway api-keys create --account <id> --name me --scope admin)")
+        _say(f"  sandbox provider at {sandbox['sandbox_url']}; sandbox WhatsApp channel {sandbox['channel_id']}")
+        _say("  play a customer: .venv/bin/gateway sandbox say --from +34600000001 \"Hola\"")
         _say("  Ctrl-C stops everything")
         while True:
             for p in children:
@@ -166,6 +173,45 @@ def _ensure_keyring(path: Path) -> Path:
         _say("*" * 78)
         _say("")
     return path
+
+
+SANDBOX_PHONE_NUMBER_ID = "100000000000001"
+
+
+def _ensure_sandbox(settings, data: Path, gateway_url: str, sandbox_url: str) -> dict:
+    """The demo account's sandbox WhatsApp channel, pointed at this run's sandbox; its state in sandbox.json."""
+    import json
+    import secrets
+    from gateway import accounts, channels, db, runtime
+    path = data / "sandbox.json"
+    state = json.loads(path.read_text()) if path.exists() else {}
+    state.setdefault("app_secret", secrets.token_hex(16))
+    state.setdefault("phone_number_id", SANDBOX_PHONE_NUMBER_ID)
+    state.update(gateway_url=gateway_url, sandbox_url=sandbox_url)
+    runtime.init(settings)
+    try:
+        with db.connection() as conn:
+            account = accounts.find_account_by_name(conn, name=DEMO_ACCOUNT)
+            found = conn.execute("SELECT id FROM channels WHERE account_id = %s AND kind = 'whatsapp' "
+                                 "AND external_id = %s", (account["id"], state["phone_number_id"])).fetchone()
+            creds = {"app_secret": state["app_secret"], "access_token": "sandbox-token",
+                     "verify_token": secrets.token_hex(12)}
+            if found is None:
+                made = channels.create_channel(conn, account_id=account["id"], kind="whatsapp",
+                                               name="Sandbox WhatsApp", external_id=state["phone_number_id"],
+                                               group_id="SANDBOX_WABA", credentials=creds,
+                                               settings={"api_base_url": sandbox_url}, actor="up")
+                state["channel_id"] = str(made["id"])
+            else:
+                channels.update_channel(conn, account_id=account["id"], channel_id=found["id"], actor="up",
+                                        settings={"api_base_url": sandbox_url}, status="active",
+                                        credentials={"app_secret": state["app_secret"]})
+                state["channel_id"] = str(found["id"])
+    finally:
+        db.close()
+    path.write_text(json.dumps(state, indent=2))
+    path.chmod(0o600)
+    return state
 
 
 def _ensure_demo_account(settings) -> str | None:

@@ -101,3 +101,34 @@ def test_up_runs_stops_cleanly_and_keeps_data(tmp_path):
     finally:
         again.stop(signal.SIGTERM)
     assert again.proc.returncode == 0
+
+
+def test_a_new_user_plays_a_customer_and_answers_through_the_sandbox(tmp_path):
+    """The README's walk-through: `sandbox say`, the thread over the API, one curl to answer, sent → read."""
+    data = tmp_path / "data"
+    up = Up(data, _free_port())
+    try:
+        key = re.search(r"demo account API key \(shown once\): (gwk_\S+)", up.output()).group(1)
+        env = {**os.environ, "GATEWAY_DATA_DIR": str(data)}
+        said = subprocess.run([sys.executable, "-m", "gateway.cli", "sandbox", "say", "--from", "+34600000001",
+                               "--name", "Lucía", "Hola, ¿abrís el domingo?"], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert said.returncode == 0, said.stderr
+        deadline = time.monotonic() + 30
+        threads = []
+        while not threads and time.monotonic() < deadline:
+            threads = up.request("GET", "/v1/threads", key)["data"]
+            time.sleep(0.2)
+        [thread] = threads
+        assert thread["window"]["open"] and thread["last_message"]["text"] == "Hola, ¿abrís el domingo?"
+        reply = up.request("POST", "/v1/messages", key, {"channel_id": thread["channel_id"],
+                                                         "contact_id": thread["contact_id"], "type": "text",
+                                                         "text": {"body": "¡Sí, de 10 a 14!"}})
+        status = None
+        while status != "read" and time.monotonic() < deadline + 30:
+            status = up.request("GET", f"/v1/messages/{reply['id']}", key)["status"]
+            time.sleep(0.2)
+        assert status == "read"
+    finally:
+        up.stop()
+    assert up.proc.returncode == 0

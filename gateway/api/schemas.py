@@ -55,7 +55,7 @@ class ChannelCreate(StrictSchema):
 
 class ChannelUpdate(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
-    status = fields.String(validate=validate.OneOf(("active", "disabled")))
+    status = fields.String(validate=validate.OneOf(("active", "disabled")))   # paused is set by the gateway
     group_id = fields.String(validate=validate.Length(max=200), allow_none=True)
     credentials = _SECRET
     settings = fields.Dict(keys=fields.String())

@@ -1,0 +1,281 @@
+"""Sending end to end: API → gate → RQ send worker → the sandbox provider over HTTP → signed status webhooks
+back to the gateway's receiver → statuses on the message. Faults are injected at the sandbox."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+
+import pytest
+from werkzeug.serving import make_server
+
+from gateway import outbound, sweeper
+from tests.webhooks.conftest import META_SECRET, TWILIO_SID, TWILIO_TOKEN, make_inbox
+from tests.webhooks.test_receiver import text, wa_body
+
+
+@pytest.fixture(scope="module")
+def gateway_url(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def sandbox(gateway_url, monkeypatch):
+    from gateway.sandbox import start
+    monkeypatch.setenv("GATEWAY_SEND_BACKOFF_S", "0.05")
+    running = start(gateway_url=gateway_url, app_secret=META_SECRET, twilio_auth_token=TWILIO_TOKEN,
+                    status_delay_ms=0)
+    yield running
+    running.stop()
+
+
+def control(sandbox, path, doc=None, method=None):
+    req = urllib.request.Request(sandbox.url + path, method=method or ("POST" if doc is not None else "GET"),
+                                 data=None if doc is None else json.dumps(doc).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = r.read()
+        return json.loads(body) if body else None
+
+
+def received(sandbox) -> list[dict]:
+    return control(sandbox, "/_sandbox/messages")["messages"]
+
+
+def drain_sends(inbox, rounds: int = 1):
+    for _ in range(rounds):
+        outbound.flush_enqueues()
+        inbox.drain(("send",))
+
+
+def wait_for(predicate, inbox, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        drain_sends(inbox)
+        inbox.drain(("inbound",))
+        sweeper.sweep_once(grace_s=0)
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _setup(client, sandbox, kind="whatsapp", **settings):
+    import secrets
+    inbox = make_inbox(client)
+    external = f"+1415{secrets.randbelow(10**7):07d}" if kind == "twilio" else None
+    ch = inbox.channel(kind, external, settings={"api_base_url": sandbox.url, **settings})
+    return inbox, ch
+
+
+def _customer(inbox, ch, phone="34600000701"):
+    inbox.post_meta("whatsapp", wa_body(ch["external_id"], messages=[text(phone, "hola", ts=int(time.time()) - 5)]))
+    inbox.drain()
+    return inbox.threads()[0]["contact_id"]
+
+
+def send(inbox, **body):
+    r = inbox.api("POST", "/v1/messages", json=body)
+    assert r.status_code in (200, 202), r.json
+    return r.json
+
+
+def test_whatsapp_text_is_sent_once_and_goes_sent_delivered_read(client, sandbox):
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": "¿Te ayudo?"})
+    done = wait_for(lambda: (m := inbox.api("GET", f"/v1/messages/{msg['id']}").json)["status"] == "read" and m,
+                    inbox, what="read status")
+    assert [s["status"] for s in done["statuses"] if s["status"] in ("sent", "delivered", "read")] == [
+        "sent", "delivered", "read"]
+    assert done["provider_message_id"].startswith("wamid.")
+    got = [m for m in received(sandbox) if m.get("kind", m.get("type")) == "text"]
+    assert len(got) == 1
+
+
+@pytest.mark.parametrize("kind,payload", [
+    ("template", {"name": "pedido_listo", "language": "es", "components": [
+        {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}]}),
+    ("image", {"link": "https://example.com/factura.png", "caption": "tu factura"}),
+    ("document", {"link": "https://example.com/f.pdf", "filename": "factura.pdf"}),
+    ("interactive", {"type": "button", "body": "¿Confirmas?", "buttons": [{"id": "si", "title": "Sí"},
+                                                                          {"id": "no", "title": "No"}]}),
+    ("interactive", {"type": "list", "body": "Elige", "button": "Ver", "sections": [
+        {"title": "Citas", "rows": [{"id": "lunes", "title": "Lunes"}]}]}),
+    ("location", {"latitude": 40.4168, "longitude": -3.7038, "name": "Sol"}),
+])
+def test_each_whatsapp_type_reaches_the_provider(client, sandbox, kind, payload):
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type=kind, **{kind: payload})
+    wait_for(lambda: inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] in ("sent", "delivered", "read"),
+             inbox, what=f"{kind} sent")
+    assert len(received(sandbox)) == 1
+
+
+def test_twilio_sms_and_messenger_text(client, sandbox):
+    inbox, sms = _setup(client, sandbox, "twilio")
+    msg = send(inbox, channel_id=sms["id"], to={"address": "+34600000702"}, type="text", text={"body": "Tu cita"})
+    wait_for(lambda: inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] in ("sent", "delivered"),
+             inbox, what="sms sent")
+    page = inbox.channel("messenger", settings={"api_base_url": sandbox.url})
+    inbox.post_meta("messenger", {"object": "page", "entry": [{"id": page["external_id"], "time": 1, "messaging": [
+        {"sender": {"id": "PSID-e2e"}, "recipient": {"id": page["external_id"]}, "timestamp": int(time.time() * 1000),
+         "message": {"mid": "m_e2e", "text": "hi"}}]}]})
+    inbox.drain()
+    contact = [t for t in inbox.threads() if t["channel_kind"] == "messenger"][0]["contact_id"]
+    reply = send(inbox, channel_id=page["id"], contact_id=contact, type="text", text={"body": "hello!"})
+    wait_for(lambda: inbox.api("GET", f"/v1/messages/{reply['id']}").json["status"] in ("sent", "delivered", "read"),
+             inbox, what="messenger sent")
+    refused = inbox.api("POST", "/v1/messages", json={"channel_id": sms["id"], "to": {"address": "+34600000702"},
+                                                      "type": "location", "location": {"latitude": 1, "longitude": 2}})
+    assert refused.status_code == 422 and refused.json["type"].endswith("/unsupported_message_type")
+
+
+def test_429_storm_loses_nothing_and_sends_nothing_twice(client, sandbox):
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    control(sandbox, "/_sandbox/config", {"status_429_rate": 0.6, "retry_after_s": 0})
+    ids = [send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": f"n{i}"})["id"]
+           for i in range(12)]
+
+    def all_sent():
+        states = [inbox.api("GET", f"/v1/messages/{i}").json["status"] for i in ids]
+        return all(s in ("sent", "delivered", "read") for s in states)
+    wait_for(all_sent, inbox, timeout=30, what="every message sent despite 429s")
+    accepted = [m["body"]["biz_opaque_callback_data"] for m in received(sandbox) if m["http_status"] == 200]
+    assert sorted(accepted) == sorted(ids)          # every message accepted exactly once
+    assert any(m["http_status"] == 429 for m in received(sandbox))
+
+
+@pytest.mark.parametrize("code,expect", [(131026, "failed"), (131047, "failed")])
+def test_permanent_errors_fail_at_once_with_code_and_reason(client, sandbox, code, expect):
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    control(sandbox, "/_sandbox/config", {"whatsapp_error_code": code})
+    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": "x"})
+    done = wait_for(lambda: (m := inbox.api("GET", f"/v1/messages/{msg['id']}").json)["status"] == expect and m,
+                    inbox, what="failure")
+    assert done["error"]["code"] == str(code) and done["attempts"] == 1 and done["error"]["reason"]
+    dead = inbox.api("GET", "/v1/messages?state=failed").json["data"]
+    assert [m["id"] for m in dead] == [msg["id"]]
+
+
+def test_user_stopped_marketing_records_the_opt_out(client, sandbox):
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    control(sandbox, "/_sandbox/config", {"whatsapp_error_code": 131050})
+    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": "x"})
+    wait_for(lambda: inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] == "failed", inbox, what="131050")
+    again = inbox.api("POST", "/v1/messages", json={"channel_id": ch["id"], "contact_id": contact, "type": "text",
+                                                    "text": {"body": "y"}})
+    assert again.status_code == 403 and again.json["type"].endswith("/opted_out")
+
+
+def test_auth_error_pauses_the_channel_and_says_so(client, sandbox):
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    control(sandbox, "/_sandbox/config", {"whatsapp_error_code": 190})
+    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": "x"})
+    wait_for(lambda: inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] == "failed", inbox, what="190")
+    shown = inbox.api("GET", f"/v1/channels/{ch['id']}").json
+    assert shown["status"] == "paused" and "access_token" in shown["paused_reason"]
+    again = inbox.api("POST", "/v1/messages", json={"channel_id": ch["id"], "contact_id": contact, "type": "text",
+                                                    "text": {"body": "y"}})
+    assert again.status_code == 409 and again.json["type"].endswith("/channel_paused")
+
+
+def test_redis_flushed_mid_queue_then_sweeper_sends_everything_once(client, sandbox, redis):
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    ids = [send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": f"f{i}"})["id"]
+           for i in range(5)]
+    outbound.flush_enqueues()
+    redis.flushdb()
+    assert sweeper.sweep_once(grace_s=0)["send"] >= 5
+    wait_for(lambda: all(inbox.api("GET", f"/v1/messages/{i}").json["status"] in ("sent", "delivered", "read")
+                         for i in ids), inbox, what="all sent")
+    accepted = [m["body"]["biz_opaque_callback_data"] for m in received(sandbox) if m["http_status"] == 200]
+    assert sorted(accepted) == sorted(ids)
+
+
+def _worker(env_extra=None):
+    import os
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker", "send"], env={**os.environ,
+                            **(env_extra or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def test_worker_killed_mid_send_is_reconciled_not_resent(client, sandbox, monkeypatch):
+    import os
+    import signal
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    control(sandbox, "/_sandbox/config", {"latency_ms": 1500})
+    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": "sólo una vez"})
+    outbound.flush_enqueues()
+    worker = _worker()
+    try:
+        wait_for(lambda: inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] == "sending",
+                 _NoDrain(inbox), timeout=20, what="the worker to claim it")
+        time.sleep(0.5)                              # the request is at the provider now
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    assert inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] == "sending"
+    # The provider did accept it and its status webhooks carry our id (biz_opaque_callback_data).
+    wait_for(lambda: any(m["http_status"] == 200 for m in received(sandbox)), _NoDrain(inbox), what="provider")
+    control(sandbox, "/_sandbox/config", {"latency_ms": 0})
+    monkeypatch.setenv("GATEWAY_SEND_RECONCILE_S", "0")
+    done = wait_for(lambda: (m := inbox.api("GET", f"/v1/messages/{msg['id']}").json)["status"] == "read" and m,
+                    inbox, what="reconciled and read")
+    accepted = [m for m in received(sandbox) if m["http_status"] == 200]
+    assert len(accepted) == 1 and done["attempts"] == 1
+
+
+class _NoDrain:
+    """wait_for without running jobs here (a worker process is doing that)."""
+
+    def __init__(self, inbox):
+        self.inbox = inbox
+
+    def drain(self, queues=("inbound",)):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self.inbox, name)
+
+
+def test_three_workers_never_exceed_the_channel_rate(client, sandbox):
+    inbox, ch = _setup(client, sandbox, rate_per_s=50)
+    contact = _customer(inbox, ch)
+    control(sandbox, "/_sandbox/config", {"callbacks": False})
+    ids = [send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": f"r{i}"})["id"]
+           for i in range(1000)]
+    outbound.flush_enqueues()
+    workers = [_worker() for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 60
+        while len([m for m in received(sandbox) if m["http_status"] == 200]) < len(ids):
+            assert time.monotonic() < deadline, "not all sent in 60 s"
+            time.sleep(0.5)
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(timeout=20)
+    stamps = sorted(m["received_at"] for m in received(sandbox) if m["http_status"] == 200)
+    worst, j = 0, 0
+    for i, t in enumerate(stamps):
+        while stamps[j] <= t - 1000:
+            j += 1
+        worst = max(worst, i - j + 1)
+    assert worst <= 52, f"{worst} sends within one second at a 50/s limit"
+    assert (stamps[-1] - stamps[0]) / 1000 >= (len(ids) - 52) / 50 * 0.95

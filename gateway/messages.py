@@ -44,7 +44,8 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
                    kind: str = "text", status: str | None = None,
                    provider_message_id: str | None = None, idempotency_key: str | None = None,
                    content: dict | None = None, reply_to_provider_id: str | None = None,
-                   occurred_at: datetime | None = None, thread_id=None, key=None) -> dict | None:
+                   occurred_at: datetime | None = None, thread_id=None, key=None, purpose: str | None = None,
+                   request_hash: bytes | None = None) -> dict | None:
     """Insert one message into the contact's thread; None when this provider id is already recorded.
 
     One statement does the insert, the thread's times and reopening, and links replies that arrived
@@ -71,11 +72,12 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
     row = conn.execute(
         "WITH m AS (INSERT INTO messages (account_id, id, thread_id, contact_id, channel_id, direction, kind, "
         "body_enc, content_enc, provider_id_enc, provider_id_bidx, reply_to_id, reply_to_bidx, occurred_at, "
-        "status, status_rank, idempotency_key) SELECT %(a)s, %(id)s, %(th)s, %(ct)s, %(ch)s, %(dir)s, %(kind)s, "
+        "status, status_rank, idempotency_key, purpose, request_hash) "
+        "SELECT %(a)s, %(id)s, %(th)s, %(ct)s, %(ch)s, %(dir)s, %(kind)s, "
         "%(body)s, %(content)s, %(pid)s, %(b)s, (SELECT id FROM messages WHERE account_id = %(a)s "
         "AND channel_id = %(ch)s AND provider_id_bidx = %(rb)s::bytea), %(rb)s::bytea, %(at)s, %(st)s, %(rank)s, "
-        "%(idem)s ON CONFLICT (account_id, channel_id, provider_id_bidx) WHERE provider_id_bidx IS NOT NULL "
-        "DO NOTHING RETURNING id, thread_id, direction, kind, status, occurred_at, created_at), "
+        "%(idem)s, %(purpose)s, %(rhash)s ON CONFLICT (account_id, channel_id, provider_id_bidx) WHERE provider_id_bidx IS NOT NULL "
+        "DO NOTHING RETURNING id, thread_id, direction, kind, status, occurred_at, created_at, updated_at), "
         "t AS (UPDATE threads SET last_activity_at = greatest(last_activity_at, %(at)s), "
         "last_inbound_at = CASE WHEN %(in)s THEN greatest(coalesce(last_inbound_at, %(at)s), %(at)s) "
         "ELSE last_inbound_at END, "
@@ -95,7 +97,7 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
          "kind": kind, "body": enc("body", body), "content": enc("content", json.dumps(stored)) if stored else None,
          "pid": enc("provider_id", provider_message_id), "b": bidx, "rb": reply_bidx, "at": occurred,
          "st": status, "rank": STATUS_RANK[status], "idem": idempotency_key,
-         "in": direction == "inbound"}).fetchone()
+         "in": direction == "inbound", "purpose": purpose, "rhash": request_hash}).fetchone()
     if row is None:
         return None
     if row.pop("has_pending"):

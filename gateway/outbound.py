@@ -11,7 +11,7 @@ import json
 
 import psycopg.errors
 
-from gateway import contacts, jobs, merges, messages, send_gate
+from gateway import contacts, jobs, keystore, merges, messages, send_gate
 from gateway.crypto import field_aad
 
 SEND_BATCH_JOB = "gateway.send_worker.send_batch"
@@ -46,19 +46,23 @@ def resolve_recipient(conn, account_id, channel: dict, *, contact_id=None, to: d
     or an address given directly (a phone number creates its contact on first use)."""
     kinds = _identity_kinds(channel["kind"])
     if contact_id is not None:
-        found = conn.execute("SELECT coalesce(merged_into, id) AS id FROM contacts WHERE account_id = %s AND id = %s",
-                             (account_id, contact_id)).fetchone()
-        if found is None:
+        # One query: the contact (through a merge), and every identity of it and of contacts merged into it.
+        rows = conn.execute(
+            "SELECT r.id AS root, i.id AS identity_id, i.kind, i.address_enc, m.data_key_id "
+            "FROM contacts c JOIN contacts r ON r.account_id = c.account_id AND r.id = coalesce(c.merged_into, c.id) "
+            "LEFT JOIN contacts m ON m.account_id = r.account_id AND (m.id = r.id OR m.merged_into = r.id) "
+            "LEFT JOIN contact_identities i ON i.account_id = m.account_id AND i.contact_id = m.id "
+            "AND i.kind = ANY(%s) WHERE c.account_id = %s AND c.id = %s ORDER BY i.created_at",
+            (list(kinds), account_id, contact_id)).fetchall()
+        if not rows:
             raise NotFound(f"no contact with id {contact_id} in this account")
-        root = found["id"]
-        members = [r["id"] for r in conn.execute(
-            "SELECT id FROM contacts WHERE account_id = %s AND (id = %s OR merged_into = %s)",
-            (account_id, root, root)).fetchall()]
-        idents = contacts._identities(conn, account_id, members)
         for kind in kinds:
-            for ident in idents:
-                if ident["kind"] == kind:
-                    return root, (kind, ident["address"])
+            for r in rows:
+                if r["kind"] == kind:
+                    key = keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
+                    address = key.decrypt_text(r["address_enc"], field_aad("contact_identities", "address",
+                                                                           account_id, r["identity_id"]))
+                    return rows[0]["root"], (kind, address)
         raise send_gate.Refused("no_address_for_channel", 422, f"the contact has no {' or '.join(kinds)} identity, "
                                 f"which a {channel['kind']} channel needs; add one or pick another channel")
     kind = to.get("kind") or kinds[0]
@@ -88,8 +92,9 @@ def existing_for_key(conn, account_id, key: str, digest: bytes):
 
 def accept(conn, account_id, *, channel_id, kind: str, content: dict, contact_id=None, to: dict | None = None,
            reply_to_id=None, purpose: str = "transactional", tag: str | None = None,
-           idempotency_key: str | None = None, body_for_hash: dict | None = None) -> tuple[object, bool]:
-    """Queue one message; (message id, created). Raises NotFound, send_gate.Refused, IdempotencyConflict."""
+           idempotency_key: str | None = None, body_for_hash: dict | None = None):
+    """Queue one message. Returns (the new message's row, True), or (an existing message's id, False) for a
+    repeated Idempotency-Key. Raises NotFound, send_gate.Refused, IdempotencyConflict."""
     digest = request_hash(body_for_hash or {}) if idempotency_key else None
     if idempotency_key:
         found = existing_for_key(conn, account_id, idempotency_key, digest)
@@ -97,8 +102,8 @@ def accept(conn, account_id, *, channel_id, kind: str, content: dict, contact_id
             return found, False
     channel = channel_for_send(conn, account_id, channel_id)
     contact, (to_kind, address) = resolve_recipient(conn, account_id, channel, contact_id=contact_id, to=to)
-    send_gate.check(conn, account_id, send_gate.Request(channel=channel, contact_id=contact, kind=kind,
-                                                        content=content, purpose=purpose, tag=tag))
+    thread = send_gate.check(conn, account_id, send_gate.Request(channel=channel, contact_id=contact, kind=kind,
+                                                                 content=content, purpose=purpose, tag=tag))
     reply_provider_id = None
     if reply_to_id is not None:
         reply_provider_id = provider_id_of(conn, account_id, reply_to_id)
@@ -113,16 +118,15 @@ def accept(conn, account_id, *, channel_id, kind: str, content: dict, contact_id
             row = messages.record_message(
                 conn, account_id=account_id, contact_id=contact, channel_id=channel["id"], direction="outbound",
                 body=text or _rendition(kind, content), kind=kind, status="queued", content=stored,
-                reply_to_provider_id=reply_provider_id, idempotency_key=idempotency_key)
-            conn.execute("UPDATE messages SET purpose = %s, request_hash = %s WHERE account_id = %s AND id = %s",
-                         (purpose, digest, account_id, row["id"]))
+                reply_to_provider_id=reply_provider_id, idempotency_key=idempotency_key,
+                thread_id=thread["id"] if thread else None, purpose=purpose, request_hash=digest)
     except psycopg.errors.UniqueViolation:
         # The same Idempotency-Key raced in from another request: answer with the first one.
         found = existing_for_key(conn, account_id, idempotency_key, digest) if idempotency_key else None
         if found is None:
             raise
         return found, False
-    return row["id"], True
+    return dict(row, contact_id=contact, channel_id=channel["id"], content=stored, purpose=purpose), True
 
 
 def enqueue(account_id, message_id) -> None:

@@ -51,3 +51,25 @@ def take(key: str, rate: float, burst: float | None = None, tokens: float = 1.0,
         if time.monotonic() + wait > deadline:
             return False
         time.sleep(wait)
+
+
+class Permit:
+    """Tokens taken from the shared bucket in chunks (at most its burst) and handed out in this process:
+    one Redis call per chunk instead of one per send, and the rate still holds across all workers."""
+
+    def __init__(self, key: str, rate: float):
+        import threading
+        self.key, self.rate = key, rate
+        self.chunk = max(1.0, rate * 0.02)
+        self._left = 0.0
+        self._lock = threading.Lock()
+
+    def take(self, max_wait_s: float = 30.0) -> bool:
+        with self._lock:
+            if self._left >= 1:
+                self._left -= 1
+                return True
+            if not take(self.key, self.rate, burst=self.chunk, tokens=self.chunk, max_wait_s=max_wait_s):
+                return False
+            self._left = self.chunk - 1
+            return True

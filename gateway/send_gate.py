@@ -53,7 +53,8 @@ def _consent_state(conn, account_id, contact_id, channel_kind: str) -> dict[str,
     return {r["purpose"]: r["action"] for r in rows}
 
 
-def check(conn, account_id, req: Request, now: datetime | None = None) -> None:
+def check(conn, account_id, req: Request, now: datetime | None = None) -> dict | None:
+    """Pass (returning the contact's thread on the channel, if any, for the caller to reuse) or raise Refused."""
     now = now or datetime.now(timezone.utc)
     channel = req.channel
     if channel["status"] == "paused":
@@ -84,10 +85,10 @@ def check(conn, account_id, req: Request, now: datetime | None = None) -> None:
         raise Refused("no_marketing_consent", 403, "marketing messages need the contact's explicit opt-in; "
                       "record it with its proof first")
 
+    thread = conn.execute("SELECT id, last_inbound_at FROM threads WHERE account_id = %s AND contact_id = %s "
+                          "AND channel_id = %s", (account_id, req.contact_id, channel["id"])).fetchone()
     if caps.get("window") and req.kind not in WINDOWLESS:
-        row = conn.execute("SELECT last_inbound_at FROM threads WHERE account_id = %s AND contact_id = %s "
-                           "AND channel_id = %s", (account_id, req.contact_id, channel["id"])).fetchone()
-        last = row["last_inbound_at"] if row else None
+        last = thread["last_inbound_at"] if thread else None
         window = messages.window(last, now)
         tagged_ok = (req.tag == "HUMAN_AGENT" and last is not None and last + HUMAN_AGENT_WINDOW > now
                      and "HUMAN_AGENT" in caps.get("tags", ()))
@@ -98,3 +99,4 @@ def check(conn, account_id, req: Request, now: datetime | None = None) -> None:
             raise Refused("outside_customer_service_window", 422,
                           "free-form messages can only be sent within 24 hours of the customer's last message; "
                           + hint, extra={"window_closed_at": window["closes_at"]})
+    return thread

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -29,6 +30,7 @@ log = logging.getLogger("gateway.send")
 MAX_ATTEMPTS = int(os.environ.get("GATEWAY_SEND_MAX_ATTEMPTS", "8"))
 MAX_AGE = timedelta(hours=float(os.environ.get("GATEWAY_SEND_MAX_AGE_H", "24")))
 CONCURRENCY = int(os.environ.get("GATEWAY_SEND_CONCURRENCY", "16"))
+_permits: dict = {}
 _pool: ThreadPoolExecutor | None = None
 _pool_pid: int | None = None
 
@@ -40,64 +42,105 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+BATCH = 200
+JOB_BUDGET_S = 10.0
+
+
 def send_batch(account_id: str, message_ids: list[str]) -> dict[str, str]:
-    """RQ job: send these messages concurrently; returns each one's outcome."""
-    outcomes = list(_executor().map(lambda mid: send_one(account_id, mid), message_ids))
-    return dict(zip(message_ids, outcomes))
+    """RQ job: claim these messages in one statement, send them concurrently, record the outcomes in one
+    transaction; then, while time allows, claim more of the account's queued messages straight from
+    PostgreSQL (jobs enqueued one per request would otherwise cost more than the sends). Jobs whose ids
+    were taken this way find them claimed and skip. Returns each message's outcome."""
+    outcomes: dict[str, str] = {}
+    deadline = time.monotonic() + JOB_BUDGET_S
+    claimed, channels_by_id = _claim_many(account_id, message_ids)
+    while claimed:
+        outcomes.update(_send_claimed(account_id, claimed, channels_by_id))
+        if time.monotonic() > deadline:
+            break
+        claimed, channels_by_id = _claim_many(account_id, None)
+    return outcomes
+
+
+def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
+    from webhooks import registry
+
+    def work(item):
+        row, outbound = item
+        channel, creds = channels_by_id[row["channel_id"]]
+        provider = registry.get(channel["kind"])
+        if channel["status"] != "active":
+            return row, SendResult("retry", retry_after_s=60, reason=f"channel {channel['status']}"), channel
+        rate = float((channel["settings"] or {}).get("rate_per_s")
+                     or getattr(provider, "capabilities", {}).get("rate_per_s", 80))
+        permit = _permits.get((channel["id"], rate))
+        if permit is None:   # one per channel and process, kept across jobs: its tokens are not wasted
+            permit = _permits.setdefault((channel["id"], rate), ratelimit.Permit(f"channel:{channel['id']}", rate))
+        if not permit.take(max_wait_s=20):
+            return row, SendResult("retry", retry_after_s=1, reason="rate limit: the queue is long"), channel
+        try:
+            return row, provider.send(outbound, channel, creds), channel
+        except Exception as exc:   # a provider bug: the request may or may not have gone out
+            log.warning("provider send raised", extra={"error": type(exc).__name__})
+            return row, SendResult("unknown", reason=f"the provider adapter raised {type(exc).__name__}"), channel
+
+    results = list(_executor().map(work, claimed))
+    outcomes = {}
+    with db.connection() as conn:
+        for row, result, channel in results:
+            outcomes[str(row["id"])] = _record(conn, account_id, row, result, channel_id=channel["id"])
+    return outcomes
 
 
 def send(account_id: str, message_id: str) -> str:
     """RQ job for one message (the sweeper's unit)."""
-    return send_one(account_id, message_id)
-
-
-def _claim(account_id, message_id):
-    with db.connection() as conn:
-        row = conn.execute(
-            "UPDATE messages SET status = 'sending', status_rank = 1, attempts = attempts + 1, "
-            "send_started_at = now(), updated_at = now() "
-            "WHERE account_id = %s AND id = %s AND direction = 'outbound' AND status IN ('queued', 'retry_scheduled') "
-            "AND (next_attempt_at IS NULL OR next_attempt_at <= now()) "
-            "RETURNING id, channel_id, contact_id, kind, content_enc, attempts, created_at",
-            (account_id, message_id)).fetchone()
-        if row is None:
-            return None
-        key_row = conn.execute("SELECT data_key_id FROM contacts WHERE account_id = %s AND id = %s",
-                               (account_id, row["contact_id"])).fetchone()
-        key = keystore.load_key(conn, account_id=account_id, key_id=key_row["data_key_id"])
-        content = json.loads(key.decrypt_text(row["content_enc"], field_aad("messages", "content", account_id,
-                                                                            row["id"])))
-        channel = conn.execute("SELECT id, kind, external_id, settings, status FROM channels "
-                               "WHERE account_id = %s AND id = %s", (account_id, row["channel_id"])).fetchone()
-        creds = channels.load_credentials(conn, account_id=account_id, channel_id=row["channel_id"])
-    return row, content, dict(channel), creds
+    return send_batch(account_id, [message_id]).get(str(message_id), "skipped")
 
 
 def send_one(account_id: str, message_id: str) -> str:
-    from webhooks import registry
+    return send(account_id, message_id)
 
-    claimed = _claim(account_id, message_id)
-    if claimed is None:
-        return "skipped"
-    row, content, channel, creds = claimed
-    to = content.pop("to")
-    reply_to = content.pop("reply_to_provider_id", None)
-    tag = content.pop("tag", None)
-    outbound = OutboundMessage(id=str(row["id"]), to=to["address"], to_kind=to["kind"], kind=row["kind"],
-                               content=content, reply_to=reply_to, tag=tag)
-    provider = registry.get(channel["kind"])
-    if channel["status"] != "active":
-        return _finish(account_id, row, SendResult("retry", retry_after_s=60, reason=f"channel {channel['status']}"))
-    rate = float((channel["settings"] or {}).get("rate_per_s") or getattr(provider, "capabilities", {}).get(
-        "rate_per_s", 80))
-    if not ratelimit.take(f"channel:{channel['id']}", rate, max_wait_s=20):
-        return _finish(account_id, row, SendResult("retry", retry_after_s=1, reason="rate limit: queue is long"))
-    try:
-        result = provider.send(outbound, channel, creds)
-    except Exception as exc:   # a provider bug: the request may or may not have gone out
-        log.warning("provider send raised", extra={"error": type(exc).__name__})
-        result = SendResult("unknown", reason=f"the provider adapter raised {type(exc).__name__}")
-    return _finish(account_id, row, result, channel_id=channel["id"])
+
+_CLAIM = ("UPDATE messages SET status = 'sending', status_rank = 1, attempts = attempts + 1, "
+          "send_started_at = now(), updated_at = now() WHERE account_id = %s AND id IN ("
+          "SELECT id FROM messages WHERE account_id = %s AND {which} AND direction = 'outbound' "
+          "AND status IN ('queued', 'retry_scheduled') AND (next_attempt_at IS NULL OR next_attempt_at <= now()) "
+          "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+          "RETURNING id, channel_id, contact_id, kind, content_enc, attempts, created_at")
+
+
+def _claim_many(account_id, message_ids):
+    """Mark a batch 'sending' (committed before any provider call) and load what sending needs: these ids,
+    or (``None``) the account's oldest messages due."""
+    with db.connection() as conn:
+        if message_ids is None:
+            rows = conn.execute(_CLAIM.format(which="TRUE"), (account_id, account_id, BATCH)).fetchall()
+        else:
+            rows = conn.execute(_CLAIM.format(which="id = ANY(%s)"),
+                                (account_id, account_id, list(message_ids), BATCH)).fetchall()
+        if not rows:
+            return [], {}
+        keys = {r["id"]: r["data_key_id"] for r in conn.execute(
+            "SELECT id, data_key_id FROM contacts WHERE account_id = %s AND id = ANY(%s)",
+            (account_id, list({r["contact_id"] for r in rows}))).fetchall()}
+        channels_by_id = {}
+        for ch in conn.execute("SELECT id, kind, external_id, settings, status FROM channels "
+                               "WHERE account_id = %s AND id = ANY(%s)",
+                               (account_id, list({r["channel_id"] for r in rows}))).fetchall():
+            channels_by_id[ch["id"]] = (dict(ch), channels.load_credentials(conn, account_id=account_id,
+                                                                            channel_id=ch["id"]))
+        claimed = []
+        for row in rows:
+            key = keystore.load_key(conn, account_id=account_id, key_id=keys[row["contact_id"]])
+            content = json.loads(key.decrypt_text(row["content_enc"], field_aad("messages", "content", account_id,
+                                                                                row["id"])))
+            to = content.pop("to")
+            reply_to = content.pop("reply_to_provider_id", None)
+            tag = content.pop("tag", None)
+            row = dict(row, key=key)
+            claimed.append((row, OutboundMessage(id=str(row["id"]), to=to["address"], to_kind=to["kind"],
+                                                 kind=row["kind"], content=content, reply_to=reply_to, tag=tag)))
+    return claimed, channels_by_id
 
 
 def _backoff_s(attempts: int, retry_after: float | None) -> float:
@@ -108,54 +151,57 @@ def _backoff_s(attempts: int, retry_after: float | None) -> float:
     return max(retry_after or 0.0, base * random.uniform(0.5, 1.5))
 
 
-def _finish(account_id, row, result: SendResult, channel_id=None) -> str:
+def _record(conn, account_id, row, result: SendResult, channel_id=None) -> str:
+    """The outcome of one send attempt, in the caller's transaction."""
     now = datetime.now(timezone.utc)
-    with db.connection() as conn:
-        if result.outcome == "sent":
-            bidx = enc = None
-            if result.provider_message_id:
-                key = _contact_key(conn, account_id, row["contact_id"])
-                bidx = messages.provider_id_bidx(account_id, result.provider_message_id)
-                enc = key.encrypt(result.provider_message_id, field_aad("messages", "provider_id", account_id,
-                                                                        row["id"]))
-            conn.execute(
-                "UPDATE messages SET status = CASE WHEN status_rank > 2 THEN status ELSE 'sent' END, "
-                "status_rank = greatest(status_rank, 2), provider_id_bidx = coalesce(%s, provider_id_bidx), "
-                "provider_id_enc = coalesce(%s, provider_id_enc), sent_at = now(), last_error = NULL, "
-                "updated_at = now() WHERE account_id = %s AND id = %s", (bidx, enc, account_id, row["id"]))
-            _event(conn, account_id, row["id"], "accepted", {"attempt": row["attempts"]})
-            if bidx is not None:
-                # A status webhook can beat this commit: it waited in pending_statuses.
-                messages._apply_pending(conn, account_id, row["channel_id"], bidx, row["id"])
-            return "sent"
-        if result.outcome == "unknown":
-            conn.execute("UPDATE messages SET last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
-                         (f"outcome unknown: {result.reason or 'no answer'}; reconciling before any resend",
-                          account_id, row["id"]))
-            return "unknown"
-        too_old = now - row["created_at"] > MAX_AGE
-        if result.outcome == "retry" and row["attempts"] < MAX_ATTEMPTS and not too_old:
-            conn.execute(
-                "UPDATE messages SET status = 'retry_scheduled', status_rank = 0, last_error = %s, "
-                "next_attempt_at = now() + make_interval(secs => %s), updated_at = now() "
-                "WHERE account_id = %s AND id = %s AND status = 'sending'",
-                (_reason(result), _backoff_s(row["attempts"], result.retry_after_s), account_id, row["id"]))
-            return "retry"
-        reason = _reason(result)
-        if result.outcome == "retry":
-            reason = f"gave up after {row['attempts']} attempts: {reason}"
+    if result.outcome == "sent":
+        bidx = enc = None
+        if result.provider_message_id:
+            key = row.get("key") or _contact_key(conn, account_id, row["contact_id"])
+            bidx = messages.provider_id_bidx(account_id, result.provider_message_id)
+            enc = key.encrypt(result.provider_message_id, field_aad("messages", "provider_id", account_id,
+                                                                    row["id"]))
+        waiting = conn.execute(
+            "UPDATE messages SET status = CASE WHEN status_rank > 2 THEN status ELSE 'sent' END, "
+            "status_rank = greatest(status_rank, 2), provider_id_bidx = coalesce(%s, provider_id_bidx), "
+            "provider_id_enc = coalesce(%s, provider_id_enc), sent_at = now(), last_error = NULL, "
+            "updated_at = now() WHERE account_id = %s AND id = %s "
+            "RETURNING EXISTS (SELECT 1 FROM pending_statuses WHERE account_id = %s AND channel_id = %s "
+            "AND provider_id_bidx = %s::bytea) AS has_pending",
+            (bidx, enc, account_id, row["id"], account_id, row["channel_id"], bidx)).fetchone()
+        _event(conn, account_id, row["id"], "accepted", {"attempt": row["attempts"]})
+        if waiting is not None and waiting["has_pending"]:
+            # A status webhook beat this commit: it waited in pending_statuses.
+            messages._apply_pending(conn, account_id, row["channel_id"], bidx, row["id"])
+        return "sent"
+    if result.outcome == "unknown":
+        conn.execute("UPDATE messages SET last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
+                     (f"outcome unknown: {result.reason or 'no answer'}; reconciling before any resend",
+                      account_id, row["id"]))
+        return "unknown"
+    too_old = now - row["created_at"] > MAX_AGE
+    if result.outcome == "retry" and row["attempts"] < MAX_ATTEMPTS and not too_old:
         conn.execute(
-            "UPDATE messages SET status = 'failed', status_rank = 6, error_code = %s, error_reason = %s, "
-            "last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
-            (result.error_code, reason, reason, account_id, row["id"]))
-        _event(conn, account_id, row["id"], "failed", {"error_code": result.error_code, "error_reason": reason})
-        if result.opted_out:
-            _record_opt_out(conn, account_id, row)
-        if result.channel_problem and channel_id is not None:
-            conn.execute("UPDATE channels SET status = 'paused', paused_reason = %s, updated_at = now() "
-                         "WHERE account_id = %s AND id = %s AND status = 'active'", (reason, account_id, channel_id))
-            channels.forget_routes()
-        return "failed"
+            "UPDATE messages SET status = 'retry_scheduled', status_rank = 0, last_error = %s, "
+            "next_attempt_at = now() + make_interval(secs => %s), updated_at = now() "
+            "WHERE account_id = %s AND id = %s AND status = 'sending'",
+            (_reason(result), _backoff_s(row["attempts"], result.retry_after_s), account_id, row["id"]))
+        return "retry"
+    reason = _reason(result)
+    if result.outcome == "retry":
+        reason = f"gave up after {row['attempts']} attempts: {reason}"
+    conn.execute(
+        "UPDATE messages SET status = 'failed', status_rank = 6, error_code = %s, error_reason = %s, "
+        "last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
+        (result.error_code, reason, reason, account_id, row["id"]))
+    _event(conn, account_id, row["id"], "failed", {"error_code": result.error_code, "error_reason": reason})
+    if result.opted_out:
+        _record_opt_out(conn, account_id, row)
+    if result.channel_problem and channel_id is not None:
+        conn.execute("UPDATE channels SET status = 'paused', paused_reason = %s, updated_at = now() "
+                     "WHERE account_id = %s AND id = %s AND status = 'active'", (reason, account_id, channel_id))
+        channels.forget_routes()
+    return "failed"
 
 
 def _reason(result: SendResult) -> str:

@@ -10,6 +10,7 @@ from gateway.api.views import bp
 from gateway.http import api, json_body, parse_uuid
 from gateway.problems import Problem
 
+_CREATE = MessageCreate()   # built once: constructing nested schemas costs more than loading a body
 _MESSAGE_COLUMNS = messages.MESSAGE_COLUMNS + ", m.channel_id, m.attempts, m.next_attempt_at, m.last_error, m.purpose"
 
 
@@ -35,7 +36,7 @@ def _message(conn, principal, message_id) -> dict:
 @bp.post("/messages")
 @api(scope="messages:send")
 def send_message(conn, principal):
-    body = json_body(MessageCreate())
+    body = json_body(_CREATE)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise Problem(400, "Bad Idempotency Key", "Idempotency-Key must be 1 to 255 characters",
@@ -50,7 +51,7 @@ def send_message(conn, principal):
                           "was delivered through the provider", slug="unknown-message")
         content = {"message_id": target, "emoji": content["emoji"]}
     try:
-        message_id, created = outbound.accept(
+        accepted, created = outbound.accept(
             conn, principal.account_id, channel_id=body["channel_id"], kind=kind, content=content,
             contact_id=body.get("contact_id"), to=body.get("to"), reply_to_id=body.get("reply_to"),
             purpose=body["purpose"], tag=body.get("tag"), idempotency_key=key,
@@ -61,12 +62,17 @@ def send_message(conn, principal):
         raise Problem(409, "Conflict", str(exc), slug="idempotency-key-reused") from None
     except send_gate.Refused as exc:
         raise _refused(exc) from None
-    resource = _message(conn, principal, message_id)
-    if created:
-        conn.commit()
-        outbound.enqueue(principal.account_id, message_id)
-        return resource, 202
-    return resource, 200
+    if not created:
+        return _message(conn, principal, accepted), 200
+    conn.commit()
+    outbound.enqueue(principal.account_id, accepted["id"])
+    # The new message as GET /v1/messages/{id} shows it, without reading it back.
+    return {"id": accepted["id"], "thread_id": accepted["thread_id"], "channel_id": accepted["channel_id"],
+            "direction": "outbound", "kind": kind, "text": accepted["body"], "content": accepted["content"],
+            "provider_message_id": None, "reply_to_id": None, "status": "queued", "error": None,
+            "occurred_at": accepted["occurred_at"], "created_at": accepted["created_at"],
+            "updated_at": accepted["updated_at"], "statuses": [], "media": [], "attempts": 0,
+            "next_attempt_at": None, "last_error": None, "purpose": accepted["purpose"]}, 202
 
 
 @bp.get("/messages/<message_id>")
@@ -105,12 +111,13 @@ def mark_read(conn, principal, message_id):
         raise Problem(404, "Not Found", f"no inbound message with id {message_id} in this account")
     target = outbound.provider_id_of(conn, principal.account_id, message_id)
     try:
-        receipt_id, created = outbound.accept(
+        receipt, created = outbound.accept(
             conn, principal.account_id, channel_id=found["channel_id"], kind="read",
             content={"message_id": target}, contact_id=found["contact_id"],
             idempotency_key=f"read:{message_id}", body_for_hash={"read": str(message_id)})
     except send_gate.Refused as exc:
         raise _refused(exc) from None
+    receipt_id = receipt["id"] if created else receipt
     if created:
         conn.commit()
         outbound.enqueue(principal.account_id, receipt_id)

@@ -19,6 +19,7 @@ import hmac
 import itertools
 import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -130,6 +131,7 @@ class Step:
     batch_key: Any = None
     item: Callable[[], Any] | None = None
     wrap: Callable[[list], Request] | None = None
+    window_s: float = 0.0     # batchable steps fall due on multiples of this, so neighbours share a POST
 
 
 @dataclass
@@ -152,6 +154,13 @@ def twilio_request(url: str, params: list[tuple[str, str]], auth_token: str) -> 
                    {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
                     "User-Agent": TWILIO_USER_AGENT, "X-Twilio-Signature": twilio_signature(url, params, auth_token),
                     "I-Twilio-Idempotency-Token": hashlib.sha1(urlencode(params).encode()).hexdigest()})
+
+
+def _due(now: float, step: Step) -> float:
+    due = now + step.delay_s
+    if step.window_s > 0 and step.batch_key is not None:
+        due = math.ceil(due / step.window_s) * step.window_s
+    return due
 
 
 class Dispatcher:
@@ -216,7 +225,7 @@ class Dispatcher:
                 self.counts["dropped"] += 1
                 return False
             chain = Chain(steps, generation=self._generation)
-            heapq.heappush(self._heap, (time.monotonic() + steps[0].delay_s, next(self._seq), chain))
+            heapq.heappush(self._heap, (_due(time.monotonic(), steps[0]), next(self._seq), chain))
             self.counts["chains"] += 1
             self._cond.notify()
         return True
@@ -260,6 +269,7 @@ class Dispatcher:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            session.trust_env = False     # no proxy / netrc lookups from the environment for local callbacks
         return session
 
     def _next(self) -> list[Chain] | None:
@@ -324,7 +334,7 @@ class Dispatcher:
                 resp = self._session().post(req.url, data=req.body, headers=req.headers, timeout=self.timeout_s,
                                             allow_redirects=False)
                 status = resp.status_code
-                resp.close()
+                resp.content          # read to the end: the connection goes back to the pool for reuse
             except requests.RequestException as exc:
                 error = f"{type(exc).__name__}: {exc}"
             retryable = status is None or status == 429 or status >= 500
@@ -359,4 +369,4 @@ class Dispatcher:
             chain.index += 1
             chain.attempt = 0
             if chain.index < len(chain.steps):
-                self._push(now + chain.steps[chain.index].delay_s, chain)
+                self._push(_due(now, chain.steps[chain.index]), chain)

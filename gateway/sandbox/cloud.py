@@ -308,7 +308,7 @@ def check_template_against_store(sb: Sandbox, cfg: dict, obj: dict) -> int | Non
     return None
 
 
-def _token_error(sb: Sandbox, req: Req, scope: str) -> Response | None:
+def token_error(sb: Sandbox, req: Req, scope: str) -> Response | None:
     token = req.bearer() or req.arg("access_token")
     if not token:
         status, body = errors.graph_error(401, "An access token is required to request this resource.", 190)
@@ -324,7 +324,7 @@ def infrastructure_fault(sb: Sandbox, cfg: dict, kind: str | None) -> Response |
     """429 / 5xx in Graph's envelope (timeouts are slept through by the caller)."""
     if kind == "429":
         status, body = errors.graph_error(429, "(#4) Application request limit reached", 4, transient=True)
-        return status, body, {"Retry-After": str(cfg["retry_after_s"])}
+        return status, body, {"Retry-After": errors.retry_after(cfg["retry_after_s"])}
     if kind == "5xx":
         code = cfg["status_5xx_code"]
         if code == 503:
@@ -336,7 +336,7 @@ def infrastructure_fault(sb: Sandbox, cfg: dict, kind: str | None) -> Response |
 
 
 def send(sb: Sandbox, req: Req, version: str, phone_number_id: str, doc: Any) -> Response:
-    denied = _token_error(sb, req, phone_number_id)
+    denied = token_error(sb, req, phone_number_id)
     rec = {"provider": "whatsapp", "method": req.method, "path": req.path, "channel_id": phone_number_id,
            "recipient": None, "type": None, "body": doc, "provider_message_id": None,
            "received_at": req.received_at, "http_status": 0, "error_code": None, "fault": None}
@@ -423,6 +423,7 @@ def schedule_statuses(sb: Sandbox, cfg: dict, rec: dict, doc: dict, phone_number
         return
     url = cfg["gateway_url"].rstrip("/") + "/webhooks/whatsapp"
     delay = cfg["status_delay_ms"] / 1000.0
+    window = cfg["batch_window_ms"] / 1000.0
     where = {"phone_number_id": phone_number_id, "display_phone_number": cfg["display_phone_number"],
              "waba_id": cfg["waba_id"]}
     details = cfg["error_details"]
@@ -442,17 +443,18 @@ def schedule_statuses(sb: Sandbox, cfg: dict, rec: dict, doc: dict, phone_number
         def sent(http_status):
             rec["callback_status"] = status
             rec["callback_http_status"] = http_status
-        return Step(f"whatsapp:{status}", delay, None, wamid, sent, batch_key=key, item=item, wrap=wrap)
+        return Step(f"whatsapp:{status}", delay, None, wamid, sent, batch_key=key, item=item, wrap=wrap,
+                    window_s=window)
 
     words = ["failed"] if failure is not None else list(cfg["statuses"])
     sb.dispatcher.submit([step(word) for word in words])
 
 
 # -- media ---------------------------------------------------------------------------------------------------
-def upload_media(sb: Sandbox, phone_number_id: str, token_error: Response | None, form: dict, files: dict
+def upload_media(sb: Sandbox, phone_number_id: str, denied: Response | None, form: dict, files: dict
                  ) -> Response:
-    if token_error:
-        return token_error
+    if denied:
+        return denied
     if form.get("messaging_product") != "whatsapp":
         status, body = errors.whatsapp_error(100, "Param messaging_product must be 'whatsapp'",
                                              message="(#100) The parameter messaging_product is required.")
@@ -478,7 +480,7 @@ def unknown_object(object_id: str) -> Response:
 
 
 def media_info(sb: Sandbox, req: Req, media_id: str) -> Response:
-    denied = _token_error(sb, req, "*")
+    denied = token_error(sb, req, "*")
     if denied:
         return denied
     item = sb.store.get_media(media_id)
@@ -490,7 +492,7 @@ def media_info(sb: Sandbox, req: Req, media_id: str) -> Response:
 
 
 def media_delete(sb: Sandbox, req: Req, media_id: str) -> Response:
-    denied = _token_error(sb, req, "*")
+    denied = token_error(sb, req, "*")
     if denied:
         return denied
     if not sb.store.delete_media(media_id):
@@ -523,7 +525,7 @@ def public_template(tpl: dict) -> dict:
 
 
 def create_template(sb: Sandbox, req: Req, waba_id: str, doc: Any) -> Response:
-    denied = _token_error(sb, req, waba_id)
+    denied = token_error(sb, req, waba_id)
     if denied:
         return denied
     try:
@@ -565,7 +567,7 @@ def create_template(sb: Sandbox, req: Req, waba_id: str, doc: Any) -> Response:
 
 
 def list_templates(sb: Sandbox, req: Req, waba_id: str) -> Response:
-    denied = _token_error(sb, req, waba_id)
+    denied = token_error(sb, req, waba_id)
     if denied:
         return denied
     items = [public_template(t) for t in sb.store.list_templates(waba_id)]

@@ -194,3 +194,9 @@ def twilio_error_message(code: int) -> str:
     if code in TWILIO_ASYNC_ERRORS:
         return TWILIO_ASYNC_ERRORS[code]
     return TWILIO_ERRORS.get(code, (400, "Error"))[1].replace("{to}", "").replace("{from}", "")
+
+
+def retry_after(seconds: float) -> str:
+    """A Retry-After value: whole seconds as an integer ("7"); a fraction is kept ("0.5", a sandbox liberty
+    for fast tests; the gateway's parsers read it as a float)."""
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)

@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "status_delay_ms": 100,
     "statuses": ["sent", "delivered", "read"],
     "callbacks": True,
+    "batch_window_ms": 20,
     # identity of the simulated business
     "waba_id": "SANDBOX_WABA",
     "display_phone_number": "15550001234",
@@ -55,7 +56,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _RATES = ("status_429_rate", "status_5xx_rate", "timeout_rate", "error_rate")
-_NON_NEGATIVE = ("latency_ms", "latency_jitter_ms", "retry_after_s", "timeout_s", "status_delay_ms")
+_NON_NEGATIVE = ("latency_ms", "latency_jitter_ms", "retry_after_s", "timeout_s", "status_delay_ms",
+                 "batch_window_ms")
 _CODES = ("whatsapp_error_code", "messenger_error_code", "twilio_error_code")
 _STRINGS = ("access_token", "twilio_auth_token", "gateway_url", "app_secret", "error_details", "waba_id",
             "display_phone_number", "twilio_from")

@@ -143,6 +143,7 @@ def _schedule(sb: Sandbox, cfg: dict, rec: dict, page_id: str, psid: str, messag
     platform = cfg["platform"]
     url = cfg["gateway_url"].rstrip("/") + f"/webhooks/{platform}"
     delay = cfg["status_delay_ms"] / 1000.0
+    window = cfg["batch_window_ms"] / 1000.0
     # Messenger reports deliveries and reads; Instagram only reads (messaging_seen). Neither has "sent".
     words = [w for w in cfg["statuses"] if w == "read" or (w == "delivered" and platform == "messenger")]
 
@@ -158,6 +159,7 @@ def _schedule(sb: Sandbox, cfg: dict, rec: dict, page_id: str, psid: str, messag
         def sent(http_status):
             rec["callback_status"] = status
             rec["callback_http_status"] = http_status
-        return Step(f"{platform}:{status}", delay, None, message_id, sent, batch_key=key, item=item, wrap=wrap)
+        return Step(f"{platform}:{status}", delay, None, message_id, sent, batch_key=key, item=item, wrap=wrap,
+                    window_s=window)
 
     sb.dispatcher.submit([step(w) for w in words])

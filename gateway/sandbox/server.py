@@ -26,6 +26,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Flask, Response as FlaskResponse, request
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -62,7 +63,6 @@ def _graph_doc(req: Req) -> Any:
     """The body as Graph reads it: JSON, or a form whose values may themselves be JSON (curl -F style)."""
     ctype = (req.header("Content-Type") or "").lower()
     if ctype.startswith("application/x-www-form-urlencoded"):
-        from urllib.parse import parse_qsl
         doc = {}
         for key, value in parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True):
             try:
@@ -133,8 +133,9 @@ def _json_error(status: int, message: str, **extra) -> FlaskResponse:
 
 def make_app(config: dict | None = None) -> Flask:
     """The sandbox as a Flask app; ``app.sandbox`` is its state (tests, the CLI). ``config`` takes any
-    setting of ``faults.DEFAULTS`` (global layer) plus startup options (seed, history_max, callback_workers,
-    callback_retries, callback_timeout_s, media_max_bytes, max_pending_callbacks)."""
+    setting of ``faults.DEFAULTS`` (global layer) plus startup options (``core.STARTUP_KEYS``: seed,
+    history_max, callback_workers, callback_retries, callback_timeout_s, callback_batch_max, media_max_bytes,
+    max_pending_callbacks)."""
     sb = Sandbox(config)
     app = Flask("gateway.sandbox")
     app.sandbox = sb
@@ -146,7 +147,7 @@ def make_app(config: dict | None = None) -> Flask:
         if not VERSION.match(version):
             return not_found(None)
         req = Req(request.environ, b"")
-        return _flask(cloud.upload_media(sb, phone_number_id, cloud._token_error(sb, req, phone_number_id),
+        return _flask(cloud.upload_media(sb, phone_number_id, cloud.token_error(sb, req, phone_number_id),
                                          request.form, request.files))
 
     @app.get("/<version>/<object_id>")
@@ -216,7 +217,10 @@ def make_app(config: dict | None = None) -> Flask:
             if not isinstance(scope, str):
                 raise ConfigError("scope must be a string (an id, 'to:<recipient>', or '*')")
             if "seed" in doc:
-                sb.faults.reseed(doc.pop("seed"))
+                seed = doc.pop("seed")
+                if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                    raise ConfigError("seed must be an integer (or null for a random one)")
+                sb.faults.reseed(seed)
             layer = sb.faults.update(scope, doc, replace=replace)
         except ConfigError as exc:
             return _json_error(400, str(exc))
@@ -373,6 +377,15 @@ class KeepAliveHandler(WSGIRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        open_connections = getattr(self.server, "open_connections", None)
+        if open_connections is not None:
+            open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        open_connections = getattr(self.server, "open_connections", None)
+        if open_connections is not None:
+            open_connections.discard(self.connection)
+        super().finish()
 
     def log_request(self, *args, **kwargs) -> None:
         pass
@@ -476,14 +489,25 @@ class Running:
         self.app.sandbox.close()
         self.server.shutdown()
         self.server.server_close()
+        _hang_up(self.server)
         if self.thread is not None:
             self.thread.join(5)
+
+
+def _hang_up(server) -> None:
+    """Close the keep-alive connections still open (their threads would otherwise wait for the client)."""
+    for conn in list(getattr(server, "open_connections", ())):
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _bind(host: str, port: int, config: dict) -> Running:
     app = make_app(config)
     server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
     server.daemon_threads = True
+    server.open_connections = set()
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return Running(app, server, None, f"http://{shown}:{server.server_port}")
 
@@ -511,6 +535,7 @@ def serve(host: str = "127.0.0.1", port: int = 8089, *, ready=None, **config) ->
     finally:
         running.app.sandbox.close()
         running.server.server_close()
+        _hang_up(running.server)
 
 
 __all__ = ["make_app", "serve", "start", "Running", "STARTUP_KEYS"]

@@ -164,7 +164,7 @@ def send(sb: Sandbox, req: Req, account_sid: str) -> Response:
     elif fault == "429":
         rec["fault"] = "429"
         status, body = errors.twilio_error(20429)
-        return _finish(sb, rec, (status, body, {"Retry-After": str(cfg["retry_after_s"])}), 20429)
+        return _finish(sb, rec, (status, body, {"Retry-After": errors.retry_after(cfg["retry_after_s"])}), 20429)
     elif fault == "5xx":
         rec["fault"] = "5xx"
         code = 20503 if cfg["status_5xx_code"] == 503 else 20500
@@ -188,7 +188,7 @@ def send(sb: Sandbox, req: Req, account_sid: str) -> Response:
             rec["fault"] = rec["fault"] or f"error:{code}"
             status, body = errors.twilio_error(code, to=fields["to"], from_=fields["from"] or "")
             if status == 429:
-                return _finish(sb, rec, (status, body, {"Retry-After": str(cfg["retry_after_s"])}), code)
+                return _finish(sb, rec, (status, body, {"Retry-After": errors.retry_after(cfg["retry_after_s"])}), code)
             return _finish(sb, rec, (status, body, None), code)
     sid = ids.twilio_sid("MM" if fields["media"] and fields["channel"] == "sms" else "SM")
     rec["provider_message_id"] = sid

@@ -187,3 +187,26 @@ def test_slow_gateway_never_slows_sends(http, make_sandbox):
         assert time.monotonic() - started < 1.0
     finally:
         silent.close()
+
+
+def test_statuses_due_together_share_one_post(http, make_sandbox, receiver):
+    sandbox = make_sandbox(gateway_url=receiver.url, app_secret=APP_SECRET, status_delay_ms=0, batch_window_ms=300)
+    wamids = [cloud_send(http, sandbox, text_body()).json()["messages"][0]["id"] for _ in range(3)]
+    hooks = receiver.wait_for(3)
+    time.sleep(0.05)
+    assert len(receiver.requests) == 3
+    for hook, word in zip(hooks, ["sent", "delivered", "read"]):
+        assert meta_signed(hook)
+        statuses = json.loads(hook["body"])["entry"][0]["changes"][0]["value"]["statuses"]
+        assert [s["id"] for s in statuses] == wamids and {s["status"] for s in statuses} == {word}
+    events = whatsapp_parse.parse_body(hooks[0]["body"])
+    assert [e.provider_message_id for e in events] == wamids
+
+
+def test_batch_max_one_sends_one_status_per_post(http, make_sandbox, receiver):
+    sandbox = make_sandbox(gateway_url=receiver.url, app_secret=APP_SECRET, status_delay_ms=0, batch_window_ms=300,
+                           callback_batch_max=1, statuses=["sent"])
+    for _ in range(3):
+        cloud_send(http, sandbox, text_body())
+    hooks = receiver.wait_for(3)
+    assert all(len(json.loads(h["body"])["entry"][0]["changes"][0]["value"]["statuses"]) == 1 for h in hooks)

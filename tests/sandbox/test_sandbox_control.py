@@ -112,3 +112,26 @@ def test_keep_alive_throughput(sandbox):
     rate = n / (time.perf_counter() - started)
     conn.close()
     assert rate > 500, rate
+
+
+def test_connections_are_kept_alive_even_when_a_body_is_left_unread(sandbox):
+    port = int(sandbox.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    conn.request("GET", "/_sandbox/health")
+    resp = conn.getresponse()
+    assert json.loads(resp.read()) == {"ok": True}
+    assert resp.getheader("Connection") is None and not resp.will_close
+    sock = conn.sock
+    # 405 without reading the body: the server drains it, the next request line is parsed correctly.
+    conn.request("POST", "/_sandbox/health", body=b"x" * 100_000, headers={"Content-Type": "text/plain"})
+    resp = conn.getresponse()
+    assert resp.status == 405
+    resp.read()
+    # A chunked body on the same connection.
+    conn.request("POST", "/v24.0/1/messages", body=iter([b'{"messaging_product":"whatsapp",', b'"to":"34600000001",'
+                                                        b'"text":{"body":"x"}}']),
+                 headers={"Authorization": "Bearer t", "Content-Type": "application/json"}, encode_chunked=True)
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["messages"][0]["id"].startswith("wamid.")
+    assert conn.sock is sock
+    conn.close()

@@ -1,0 +1,209 @@
+"""Benchmark: end-to-end sends per second (API accepted → sandbox received) against the sandbox's own capacity.
+
+    .venv/bin/python bench/send.py [--quick] [--messages N] [--workers K]
+
+Same run, same machine, same load client (asyncio, 16 keep-alive connections,
+its own process): (a) the client posts Cloud API text messages straight to the
+sandbox provider - its raw capacity; (b) the client posts the same number of
+messages to ``POST /v1/messages`` of the real gateway (gunicorn, 2 processes),
+and K RQ send workers push them through the send gate's result, the token
+bucket (limit lifted to 100,000/s) and the WhatsApp adapter to the sandbox;
+sends/s is the number delivered over the time from the first 202 to the last
+message the sandbox received. Status webhooks are off so (b) measures sending.
+Embedded PostgreSQL and Valkey in a temporary folder. The last line is one JSON
+object: {"sends_per_s", "sandbox_capacity_per_s", "ratio", ...}.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PHONE_NUMBER_ID = "109000000000001"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _post_all(port: int, path: str, bodies: list[bytes], headers: str, conns: int = 16) -> list[float]:
+    """POST every body over ``conns`` keep-alive connections; returns the completion time of each 2xx."""
+    done: list[float] = []
+    queue = list(reversed(bodies))
+
+    async def one():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while queue:
+            body = queue.pop()
+            writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            if head[9:10] == b"2":
+                done.append(time.perf_counter())
+            else:
+                raise SystemExit(f"{path} answered {head[:40]!r}")
+        writer.close()
+    await asyncio.gather(*(one() for _ in range(conns)))
+    return done
+
+
+def _http(url: str, doc=None, headers=None, method=None):
+    req = urllib.request.Request(url, data=None if doc is None else json.dumps(doc).encode(),
+                                 method=method or ("POST" if doc is not None else "GET"),
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def _wait_http(url: str, procs) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise SystemExit(f"{url} did not come up")
+            time.sleep(0.1)
+
+
+def setup(sandbox_url: str) -> tuple[str, str, str]:
+    """An account, its API key, a sandbox WhatsApp channel without a rate limit, a contact in its window."""
+    from gateway import accounts, channels, db, merges, messages, runtime
+    runtime.init()
+    with db.connection() as conn:
+        account = accounts.create_account(conn, name="bench", actor="bench")
+        _, key = accounts.create_api_key(conn, account_id=account["id"], name="bench", scopes=["admin"],
+                                         actor="bench")
+        ch = channels.create_channel(conn, account_id=account["id"], kind="whatsapp", name="bench",
+                                     external_id=PHONE_NUMBER_ID, actor="bench",
+                                     credentials={"app_secret": "s", "access_token": "t", "verify_token": "v"},
+                                     settings={"api_base_url": sandbox_url, "rate_per_s": 100000})
+        contact = merges.resolve_sender(conn, account_id=account["id"], identities=[("phone", "+34600000900")],
+                                        name=None)
+        messages.record_message(conn, account_id=account["id"], contact_id=contact, channel_id=ch["id"],
+                                direction="inbound", body="hola", provider_message_id="wamid.bench-in")
+    return key, str(ch["id"]), str(contact)
+
+
+def received(sandbox_url: str) -> int:
+    """Cloud API messages the sandbox accepted (HTTP 200) so far."""
+    return int(_http(sandbox_url + "/_sandbox/stats")["counts"].get("whatsapp:200", 0))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer messages (under a minute)")
+    p.add_argument("--messages", type=int, default=10000)
+    p.add_argument("--workers", type=int, default=2, help="send worker processes")
+    p.add_argument("--backlog", action="store_true",
+                   help="start the workers only once the API accepted everything: measures sending alone")
+    args = p.parse_args()
+    n = 3000 if args.quick else args.messages
+
+    from gateway.cli import gunicorn_args
+    from gateway.crypto import Keyring
+    from gateway.embedded import EmbeddedServers
+    from gateway.migrate import migrate
+    tmp = Path(tempfile.mkdtemp(prefix="gw-bench-send-"))
+    servers = EmbeddedServers(tmp / "data")
+    procs: list[subprocess.Popen] = []
+    try:
+        env = {**os.environ, "DATABASE_URL": servers.start_postgres("bench"), "REDIS_URL": servers.start_valkey(),
+               "GATEWAY_KEYRING_FILE": str(Keyring.generate().save(tmp / "keyring.json")),
+               "GATEWAY_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+        env.pop("GATEWAY_MASTER_KEYS", None)
+        os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "GATEWAY_KEYRING_FILE")})
+        migrate(env["DATABASE_URL"], log=lambda m: None)
+
+        sandbox_port, web_port = _free_port(), _free_port()
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        spawn = dict(cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "sandbox", "serve", "--port",
+                                       str(sandbox_port), "--data-dir", str(tmp)], **spawn))
+        _wait_http(sandbox_url + "/_sandbox/stats", procs)
+        _http(sandbox_url + "/_sandbox/config", {"callbacks": False})
+        key, channel_id, contact_id = setup(sandbox_url)
+
+        # (a) the sandbox's own capacity, measured by the same client
+        direct = [json.dumps({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "34600000900",
+                              "type": "text", "text": {"body": f"capacity {i}"}}).encode() for i in range(n)]
+        started = time.perf_counter()
+        done = asyncio.run(_post_all(sandbox_port, f"/v24.0/{PHONE_NUMBER_ID}/messages", direct,
+                                     "Authorization: Bearer t\r\n"))
+        capacity = len(done) / (max(done) - started)
+        log(f"sandbox alone: {capacity:,.0f} messages/s")
+        before = received(sandbox_url)
+
+        # (b) the gateway end to end
+        procs.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_args("127.0.0.1", web_port)],
+                                      **spawn))
+        def start_workers():
+            for _ in range(args.workers):
+                procs.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker", "send"], **spawn))
+        if not args.backlog:
+            start_workers()
+        _wait_http(f"http://127.0.0.1:{web_port}/healthz", procs)
+        bodies = [json.dumps({"channel_id": channel_id, "contact_id": contact_id, "type": "text",
+                              "text": {"body": f"pedido {i} listo"}}).encode() for i in range(n)]
+        started = time.perf_counter()
+        accepted = asyncio.run(_post_all(web_port, "/v1/messages", bodies, f"Authorization: Bearer {key}\r\n"))
+        api_done = max(accepted)
+        if args.backlog:
+            time.sleep(1)
+            start_workers()
+            while received(sandbox_url) == before:
+                time.sleep(0.005)
+            accepted = [time.perf_counter()]
+        deadline = time.monotonic() + 600
+        while received(sandbox_url) - before < n:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {received(sandbox_url) - before} of {n} reached the sandbox in 10 minutes")
+            time.sleep(0.02)
+        finished = time.perf_counter()
+        sends = n / (finished - min(accepted))
+        log(f"gateway end to end: {sends:,.0f} messages/s (API accepted all {n} in {api_done - started:.1f} s, "
+            f"{args.workers} send workers)")
+        print(json.dumps({"sends_per_s": round(sends, 1), "sandbox_capacity_per_s": round(capacity, 1),
+                          "ratio": round(sends / capacity, 3), "api_accept_per_s": round(n / (api_done - started), 1),
+                          "messages": n, "send_workers": args.workers, "connections": 16}))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        servers.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -44,13 +44,18 @@ def _capabilities(channel_kind: str) -> dict:
     return dict(getattr(provider, "capabilities", {}) or {})
 
 
-def _consent_state(conn, account_id, contact_id, channel_kind: str) -> dict[str, str]:
-    """Latest action per purpose for this contact on this channel kind ('all' covers every purpose)."""
-    rows = conn.execute(
-        "SELECT DISTINCT ON (purpose) purpose, action FROM consent_events "
-        "WHERE account_id = %s AND contact_id = %s AND channel_kind IN (%s, 'all') "
-        "ORDER BY purpose, occurred_at DESC, recorded_at DESC", (account_id, contact_id, channel_kind)).fetchall()
-    return {r["purpose"]: r["action"] for r in rows}
+def _state(conn, account_id, contact_id, channel: dict) -> tuple[dict[str, str], dict | None]:
+    """In one query: the latest consent action per purpose for this contact on this channel kind ('all'
+    covers every purpose), and the contact's thread on the channel (None before the first message)."""
+    row = conn.execute(
+        "SELECT t.id, t.last_inbound_at, (SELECT coalesce(jsonb_object_agg(purpose, action), '{}'::jsonb) FROM "
+        "(SELECT DISTINCT ON (purpose) purpose, action FROM consent_events WHERE account_id = %s "
+        "AND contact_id = %s AND channel_kind IN (%s, 'all') ORDER BY purpose, occurred_at DESC, recorded_at DESC) c"
+        ") AS consent FROM (SELECT 1) AS one LEFT JOIN threads t ON t.account_id = %s AND t.contact_id = %s "
+        "AND t.channel_id = %s",
+        (account_id, contact_id, channel["kind"], account_id, contact_id, channel["id"])).fetchone()
+    thread = {"id": row["id"], "last_inbound_at": row["last_inbound_at"]} if row["id"] is not None else None
+    return row["consent"], thread
 
 
 def check(conn, account_id, req: Request, now: datetime | None = None) -> dict | None:
@@ -76,7 +81,7 @@ def check(conn, account_id, req: Request, now: datetime | None = None) -> dict |
         raise Refused("text_too_long", 422, f"the text has {len(text)} characters; a {channel['kind']} message "
                       f"takes at most {limit}")
 
-    consent = _consent_state(conn, account_id, req.contact_id, channel["kind"])
+    consent, thread = _state(conn, account_id, req.contact_id, channel)
     if consent.get("all") == "withdrawn" or consent.get(req.purpose) == "withdrawn":
         if req.purpose != "opt_out_confirmation":
             raise Refused("opted_out", 403, f"the contact opted out of {req.purpose} messages on "
@@ -85,8 +90,6 @@ def check(conn, account_id, req: Request, now: datetime | None = None) -> dict |
         raise Refused("no_marketing_consent", 403, "marketing messages need the contact's explicit opt-in; "
                       "record it with its proof first")
 
-    thread = conn.execute("SELECT id, last_inbound_at FROM threads WHERE account_id = %s AND contact_id = %s "
-                          "AND channel_id = %s", (account_id, req.contact_id, channel["id"])).fetchone()
     if caps.get("window") and req.kind not in WINDOWLESS:
         last = thread["last_inbound_at"] if thread else None
         window = messages.window(last, now)

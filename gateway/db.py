@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-import time
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
@@ -41,19 +40,6 @@ def uuid7() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
-_RECENT_S = 1.0
-_returned_at: dict[int, float] = {}
-
-
-def _mark_returned(conn: psycopg.Connection) -> None:
-    _returned_at[id(conn)] = time.monotonic()
-
-
-def _check_if_idle(conn: psycopg.Connection) -> None:
-    if time.monotonic() - _returned_at.get(id(conn), 0.0) > _RECENT_S:
-        ConnectionPool.check_connection(conn)
-
-
 def configure(database_url: str, max_size: int = 8) -> None:
     """Point this process at a database; the pool opens on first use."""
     global _pool, _pool_pid, _pool_url
@@ -69,10 +55,8 @@ def configure(database_url: str, max_size: int = 8) -> None:
             open=False,
             timeout=5.0,
             # A checked connection costs one round trip but means a restarted
-            # PostgreSQL is picked up on the next request without a restart;
-            # a connection returned moments ago is trusted (busy hot paths).
-            check=_check_if_idle,
-            reset=_mark_returned,
+            # PostgreSQL is picked up on the next request without a restart.
+            check=ConnectionPool.check_connection,
             kwargs={"autocommit": False, "row_factory": dict_row, "connect_timeout": 3},
             name="gateway",
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from typing import Iterator

@@ -97,10 +97,6 @@ def send(account_id: str, message_id: str) -> str:
     return send_batch(account_id, [message_id]).get(str(message_id), "skipped")
 
 
-def send_one(account_id: str, message_id: str) -> str:
-    return send(account_id, message_id)
-
-
 _CLAIM = ("UPDATE messages SET status = 'sending', status_rank = 1, attempts = attempts + 1, "
           "send_started_at = now(), updated_at = now() WHERE account_id = %s AND id IN ("
           "SELECT id FROM messages WHERE account_id = %s AND {which} AND direction = 'outbound' "

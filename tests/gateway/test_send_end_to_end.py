@@ -140,7 +140,8 @@ def test_twilio_sms_and_messenger_text(client, sandbox):
 def test_429_storm_loses_nothing_and_sends_nothing_twice(client, sandbox):
     inbox, ch = _setup(client, sandbox)
     contact = _customer(inbox, ch)
-    control(sandbox, "/_sandbox/config", {"status_429_rate": 0.6, "retry_after_s": 0})
+    # A storm of 15 answers 429 (Retry-After: 1), then the provider recovers.
+    control(sandbox, "/_sandbox/config", {"status_429_rate": 1.0, "retry_after_s": 1, "max_faults": 15})
     ids = [send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": f"n{i}"})["id"]
            for i in range(12)]
 

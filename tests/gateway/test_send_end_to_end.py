@@ -17,6 +17,10 @@ from tests.webhooks.test_receiver import text, wa_body
 
 @pytest.fixture(scope="module")
 def gateway_url(app):
+    # Start from a fresh connection pool: a test before this module may have terminated every backend
+    # (test_outages), and this module's threads all need connections at once.
+    from gateway import db
+    db.close()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"

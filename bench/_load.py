@@ -120,7 +120,11 @@ def main():
     p.add_argument("--secret", default="bench-secret")
     p.add_argument("--phone-number-id", default="BENCHPN")
     p.add_argument("--senders", type=int, default=500)
-    asyncio.run(main_async(p.parse_args()))
+    p.add_argument("--quick", action="store_true", help="a 3-second window after 0.5 s of warm-up")
+    args = p.parse_args()
+    if args.quick:
+        args.seconds, args.warmup = 3.0, 0.5
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

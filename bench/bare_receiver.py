@@ -1,5 +1,8 @@
 """The ingest benchmark's reference: a Flask endpoint that only checks the signature and parses the JSON.
 
+Not a benchmark script of its own: a WSGI app that ``bench/ingest.py`` serves with gunicorn
+(``bench.bare_receiver:app``); its figures come out of that script's JSON line.
+
 Nothing is stored, so nothing would survive a crash: it is the ceiling a
 durable receiver is measured against, served by the same gunicorn settings.
 """

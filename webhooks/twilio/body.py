@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from gateway.provider_http import header  # noqa: F401  (also used by this folder's other modules)
 from urllib.parse import parse_qsl
 
 from gateway.providers import BadRequest
@@ -38,18 +40,6 @@ class Params:
         return value or None
 
 
-def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
-    """Case-insensitive lookup on a plain dict or Werkzeug headers."""
-    if not headers:
-        return None
-    wanted = name.lower()
-    try:
-        for key, value in headers.items():
-            if isinstance(key, str) and key.lower() == wanted:
-                return value if isinstance(value, str) else None
-    except Exception:
-        return None
-    return None
 
 
 def is_json(raw: bytes, headers: Mapping[str, Any] | None) -> bool:

@@ -30,16 +30,14 @@ Reasons never carry the phone numbers or the message text.
 from __future__ import annotations
 
 import os
-import re
 import threading
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from gateway import provider_http
 from gateway.providers import OutboundMessage, SendResult
 
 DEFAULT_API_BASE = "https://api.twilio.com"
@@ -114,17 +112,10 @@ class Unsendable(Exception):
         self.code = code
 
 
-_DIGITS = re.compile(r"\+?\d(?:[\s().-]?\d){7,}")
-
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """``text`` without the given values (numbers, message text) nor anything phone-like."""
-    for secret in secrets:
-        if isinstance(secret, str) and len(secret) >= 6:
-            text = text.replace(secret, "[redacted]")
-    text = _DIGITS.sub("[number]", text)
-    text = " ".join(text.split())
-    return text[:REASON_LIMIT - 1] + "…" if len(text) > REASON_LIMIT else text
+    """``text`` without the given values (recipient, message text) nor anything phone-like."""
+    return provider_http.scrub(text, *secrets, limit=REASON_LIMIT)
 
 
 def private_values(message: OutboundMessage) -> tuple[str | None, ...]:
@@ -133,23 +124,9 @@ def private_values(message: OutboundMessage) -> tuple[str | None, ...]:
 
 
 def retry_after(headers: Mapping[str, str], default: float) -> float:
-    """Seconds from a Retry-After header (delta seconds or an HTTP date), else ``default``."""
-    value = (headers.get("Retry-After") or "").strip()
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return default
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if seconds != seconds:   # NaN
-        return default
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+    """Seconds from a Retry-After header (delta seconds or an HTTP date), else ``default``; at most a day."""
+    seconds = provider_http.retry_after(headers)
+    return default if seconds is None else min(seconds, MAX_RETRY_AFTER_S)
 
 
 def _chain(exc: BaseException):

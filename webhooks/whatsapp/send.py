@@ -17,8 +17,6 @@ import math
 import os
 import ssl
 import threading
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
@@ -27,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from gateway import provider_http
 from gateway.providers import OutboundMessage, SendResult
 from webhooks.whatsapp import errors
 from webhooks.whatsapp.values import phone_digits, text
@@ -282,22 +281,7 @@ def timeouts(settings: Mapping[str, Any]) -> tuple[float, float]:
     return CONNECT_TIMEOUT, _positive(override) or READ_TIMEOUT
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
-    value = (headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
+retry_after = provider_http.retry_after   # Retry-After as seconds; None when absent or unreadable
 
 
 def _nothing_sent(exc: requests.ConnectionError) -> bool:

@@ -13,22 +13,12 @@ import hashlib
 import hmac
 from typing import Any, Mapping
 
+from gateway.provider_http import header  # noqa: F401  (also used by this folder's other modules)
+
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 PREFIX = "sha256="
 
 
-def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
-    """Case-insensitive header lookup on any mapping (a plain dict or Werkzeug headers)."""
-    if not headers:
-        return None
-    wanted = name.lower()
-    try:
-        for key, value in headers.items():
-            if isinstance(key, str) and key.lower() == wanted:
-                return value if isinstance(value, str) else None
-    except Exception:
-        return None
-    return None
 
 
 def _as_bytes(value: str | bytes) -> bytes:

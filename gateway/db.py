@@ -41,6 +41,26 @@ def uuid7() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+# A connection handed back moments ago is trusted without a round trip (on this kind of machine one costs
+# as much as the rest of a hot request); an idle one is checked first. A connection cut in between (a
+# restart, a failover) fails its first statement: ``connection`` then purges the pool's other stale
+# connections at once, and the API retries a request whose first statement met one.
+_TRUST_RECENT_S = 1.0
+
+
+def _mark_returned(conn: psycopg.Connection) -> None:
+    conn._gateway_returned_at = time.monotonic()
+
+
+def _check_if_idle(conn: psycopg.Connection) -> None:
+    if time.monotonic() - getattr(conn, "_gateway_returned_at", 0.0) > _TRUST_RECENT_S:
+        ConnectionPool.check_connection(conn)
+
+
+class StaleConnection(Exception):
+    """The pooled connection was cut before this use; nothing was done on it. Retry on another."""
+
+
 def configure(database_url: str, max_size: int = 8) -> None:
     """Point this process at a database; the pool opens on first use."""
     global _pool, _pool_pid, _pool_url
@@ -55,9 +75,8 @@ def configure(database_url: str, max_size: int = 8) -> None:
             max_size=max_size,
             open=False,
             timeout=5.0,
-            # A checked connection costs one round trip but means a restarted
-            # PostgreSQL is picked up on the next request without a restart.
-            check=ConnectionPool.check_connection,
+            check=_check_if_idle,
+            reset=_mark_returned,
             kwargs={"autocommit": False, "row_factory": dict_row, "connect_timeout": 3},
             name="gateway",
         )
@@ -82,11 +101,24 @@ def connection(timeout: float | None = None) -> Iterator[psycopg.Connection]:
     """A pooled connection inside one transaction: committed on success, rolled back on error."""
     try:
         with pool().connection(timeout=timeout) as conn:
-            yield conn
+            try:
+                yield conn
+            except (psycopg.OperationalError, StaleConnection):
+                if conn.broken:
+                    _purge_stale()
+                raise
     except PoolTimeout as exc:
         raise DatabaseUnavailable("no database connection available") from exc
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable("database connection failed") from exc
+
+
+def _purge_stale() -> None:
+    """One cut connection means the others were probably cut too: check every idle one now."""
+    try:
+        pool().check()
+    except Exception:   # the server may still be down; the next checkout will tell
+        pass
 
 
 def dedicated() -> psycopg.Connection:

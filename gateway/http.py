@@ -6,6 +6,7 @@ import re
 import uuid
 from datetime import date, datetime
 
+import psycopg
 from flask import g, request
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, ValidationError
@@ -82,8 +83,19 @@ def api(scope: str | None):
     def wrap(view):
         @functools.wraps(view)
         def inner(**kwargs):
+            try:
+                return _run(kwargs)
+            except db.StaleConnection:
+                return _run(kwargs)   # the pool has been purged of cut connections meanwhile
+
+        def _run(kwargs):
             with db.connection() as conn:
-                principal = _principal(conn)
+                try:
+                    principal = _principal(conn)
+                except psycopg.OperationalError:
+                    if conn.broken:   # cut before we used it: nothing done, safe to run again
+                        raise db.StaleConnection() from None
+                    raise
                 g.account_id = principal.account_id
                 if scope is not None and not principal.allows(scope):
                     conn.commit()  # keep last_used_at

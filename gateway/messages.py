@@ -7,6 +7,7 @@ keeps its error. A status for a message not recorded yet waits in
 """
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -40,6 +41,42 @@ def thread_for(conn, *, account_id, contact_id, channel_id) -> dict:
         (account_id, contact_id, channel_id)).fetchone()
 
 
+@functools.lru_cache(maxsize=4)
+def _record_sql(has_provider_id: bool, is_reply: bool) -> str:
+    """The one statement record_message runs. The look-ups by provider id are left out when there is no
+    id to look up: with a NULL parameter a prepared plan cannot use the partial index and scans the
+    account's messages instead."""
+    reply_to = ("(SELECT id FROM messages WHERE account_id = %(a)s AND channel_id = %(ch)s "
+                "AND provider_id_bidx = %(rb)s::bytea)" if is_reply else "NULL::uuid")
+    sql = (
+        "WITH m AS (INSERT INTO messages (account_id, id, thread_id, contact_id, channel_id, direction, kind, "
+        "body_enc, content_enc, provider_id_enc, provider_id_bidx, reply_to_id, reply_to_bidx, occurred_at, "
+        "status, status_rank, idempotency_key, purpose, request_hash) "
+        "SELECT %(a)s, %(id)s, %(th)s, %(ct)s, %(ch)s, %(dir)s, %(kind)s, "
+        f"%(body)s, %(content)s, %(pid)s, %(b)s, {reply_to}, %(rb)s::bytea, %(at)s, %(st)s, %(rank)s, "
+        "%(idem)s, %(purpose)s, %(rhash)s ON CONFLICT (account_id, channel_id, provider_id_bidx) "
+        "WHERE provider_id_bidx IS NOT NULL "
+        "DO NOTHING RETURNING id, thread_id, direction, kind, status, occurred_at, created_at, updated_at), "
+        "t AS (UPDATE threads SET last_activity_at = greatest(last_activity_at, %(at)s), "
+        "last_inbound_at = CASE WHEN %(in)s THEN greatest(coalesce(last_inbound_at, %(at)s), %(at)s) "
+        "ELSE last_inbound_at END, "
+        "last_outbound_at = CASE WHEN %(in)s THEN last_outbound_at "
+        "ELSE greatest(coalesce(last_outbound_at, %(at)s), %(at)s) END, "
+        # A new customer message reopens a resolved or snoozed thread.
+        "reopened_at = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed') THEN now() ELSE reopened_at END, "
+        "status = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed') THEN 'open' ELSE status END "
+        "WHERE account_id = %(a)s AND id = %(th)s AND EXISTS (SELECT 1 FROM m))")
+    if not has_provider_id:
+        return sql + " SELECT m.*, false AS has_pending FROM m"
+    return sql + (
+        # Replies (reactions, edits) that arrived before the message they point at now find it.
+        ", r AS (UPDATE messages SET reply_to_id = (SELECT id FROM m) WHERE account_id = %(a)s "
+        "AND channel_id = %(ch)s AND reply_to_bidx = %(b)s::bytea AND reply_to_id IS NULL "
+        "AND EXISTS (SELECT 1 FROM m)) "
+        "SELECT m.*, EXISTS (SELECT 1 FROM pending_statuses WHERE account_id = %(a)s AND channel_id = %(ch)s "
+        "AND provider_id_bidx = %(b)s::bytea) AS has_pending FROM m")
+
+
 def record_message(conn, *, account_id, contact_id, channel_id, direction: str, body: str | None,
                    kind: str = "text", status: str | None = None,
                    provider_message_id: str | None = None, idempotency_key: str | None = None,
@@ -69,40 +106,54 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
     def enc(column, value):
         return None if value is None else key.encrypt(value, field_aad("messages", column, account_id, message_id))
 
-    row = conn.execute(
-        "WITH m AS (INSERT INTO messages (account_id, id, thread_id, contact_id, channel_id, direction, kind, "
-        "body_enc, content_enc, provider_id_enc, provider_id_bidx, reply_to_id, reply_to_bidx, occurred_at, "
-        "status, status_rank, idempotency_key, purpose, request_hash) "
-        "SELECT %(a)s, %(id)s, %(th)s, %(ct)s, %(ch)s, %(dir)s, %(kind)s, "
-        "%(body)s, %(content)s, %(pid)s, %(b)s, (SELECT id FROM messages WHERE account_id = %(a)s "
-        "AND channel_id = %(ch)s AND provider_id_bidx = %(rb)s::bytea), %(rb)s::bytea, %(at)s, %(st)s, %(rank)s, "
-        "%(idem)s, %(purpose)s, %(rhash)s ON CONFLICT (account_id, channel_id, provider_id_bidx) WHERE provider_id_bidx IS NOT NULL "
-        "DO NOTHING RETURNING id, thread_id, direction, kind, status, occurred_at, created_at, updated_at), "
-        "t AS (UPDATE threads SET last_activity_at = greatest(last_activity_at, %(at)s), "
-        "last_inbound_at = CASE WHEN %(in)s THEN greatest(coalesce(last_inbound_at, %(at)s), %(at)s) "
-        "ELSE last_inbound_at END, "
-        "last_outbound_at = CASE WHEN %(in)s THEN last_outbound_at "
-        "ELSE greatest(coalesce(last_outbound_at, %(at)s), %(at)s) END, "
-        # A new customer message reopens a resolved or snoozed thread.
-        "reopened_at = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed') THEN now() ELSE reopened_at END, "
-        "status = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed') THEN 'open' ELSE status END "
-        "WHERE account_id = %(a)s AND id = %(th)s AND EXISTS (SELECT 1 FROM m)), "
-        # Replies (reactions, edits) that arrived before the message they point at now find it.
-        "r AS (UPDATE messages SET reply_to_id = (SELECT id FROM m) WHERE account_id = %(a)s "
-        "AND channel_id = %(ch)s AND reply_to_bidx = %(b)s::bytea AND reply_to_id IS NULL "
-        "AND EXISTS (SELECT 1 FROM m)) "
-        "SELECT m.*, EXISTS (SELECT 1 FROM pending_statuses WHERE account_id = %(a)s AND channel_id = %(ch)s "
-        "AND provider_id_bidx = %(b)s::bytea) AS has_pending FROM m",
-        {"a": account_id, "id": message_id, "th": thread_id, "ct": contact_id, "ch": channel_id, "dir": direction,
-         "kind": kind, "body": enc("body", body), "content": enc("content", json.dumps(stored)) if stored else None,
-         "pid": enc("provider_id", provider_message_id), "b": bidx, "rb": reply_bidx, "at": occurred,
-         "st": status, "rank": STATUS_RANK[status], "idem": idempotency_key,
-         "in": direction == "inbound", "purpose": purpose, "rhash": request_hash}).fetchone()
+    row = conn.execute(_record_sql(bidx is not None, reply_bidx is not None), {
+        "a": account_id, "id": message_id, "th": thread_id, "ct": contact_id, "ch": channel_id, "dir": direction,
+        "kind": kind, "body": enc("body", body), "content": enc("content", json.dumps(stored)) if stored else None,
+        "pid": enc("provider_id", provider_message_id), "b": bidx, "rb": reply_bidx, "at": occurred,
+        "st": status, "rank": STATUS_RANK[status], "idem": idempotency_key,
+        "in": direction == "inbound", "purpose": purpose, "rhash": request_hash}).fetchone()
     if row is None:
         return None
     if row.pop("has_pending"):
         _apply_pending(conn, account_id, channel_id, bidx, row["id"])
     return dict(row, body=body)
+
+
+def record_outbound_many(conn, *, account_id, rows: list[dict], occurred_at: datetime) -> list[dict | None]:
+    """Insert queued outbound messages (already past the send gate) and move their threads' times, in one
+    statement whatever their number. Each row: contact_id, channel_id, thread_id, kind, body, stored (the
+    content), key (the contact's data key), reply_to_id, reply_to_bidx, idempotency_key, request_hash,
+    purpose. Returns, in order, each new message, or None where its Idempotency-Key was taken meanwhile."""
+    if not rows:
+        return []
+    ids = [uuid7() for _ in rows]
+
+    def enc(row, message_id, column, value):
+        return row["key"].encrypt(value, field_aad("messages", column, account_id, message_id))
+
+    made = {r["id"]: r for r in conn.execute(
+        "WITH v AS (SELECT * FROM unnest(%(id)s::uuid[], %(th)s::uuid[], %(ct)s::uuid[], %(ch)s::uuid[], "
+        "%(kind)s::text[], %(body)s::bytea[], %(content)s::bytea[], %(rid)s::uuid[], %(rb)s::bytea[], "
+        "%(idem)s::text[], %(purpose)s::text[], %(rhash)s::bytea[]) AS v(id, thread_id, contact_id, channel_id, "
+        "kind, body_enc, content_enc, reply_to_id, reply_to_bidx, idempotency_key, purpose, request_hash)), "
+        "m AS (INSERT INTO messages (account_id, id, thread_id, contact_id, channel_id, direction, kind, body_enc, "
+        "content_enc, reply_to_id, reply_to_bidx, occurred_at, status, status_rank, idempotency_key, purpose, "
+        "request_hash) SELECT %(a)s, id, thread_id, contact_id, channel_id, 'outbound', kind, body_enc, "
+        "content_enc, reply_to_id, reply_to_bidx, %(at)s, 'queued', %(rank)s, idempotency_key, purpose, "
+        "request_hash FROM v ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL "
+        "DO NOTHING RETURNING id, thread_id, direction, kind, status, occurred_at, created_at, updated_at), "
+        "t AS (UPDATE threads SET last_activity_at = greatest(last_activity_at, %(at)s), "
+        "last_outbound_at = greatest(coalesce(last_outbound_at, %(at)s), %(at)s) "
+        "WHERE account_id = %(a)s AND id IN (SELECT thread_id FROM m)) "
+        "SELECT * FROM m",
+        {"a": account_id, "id": ids, "th": [r["thread_id"] for r in rows], "ct": [r["contact_id"] for r in rows],
+         "ch": [r["channel_id"] for r in rows], "kind": [r["kind"] for r in rows],
+         "body": [enc(r, i, "body", r["body"]) for r, i in zip(rows, ids)],
+         "content": [enc(r, i, "content", json.dumps(r["stored"])) for r, i in zip(rows, ids)],
+         "rid": [r["reply_to_id"] for r in rows], "rb": [r["reply_to_bidx"] for r in rows],
+         "idem": [r["idempotency_key"] for r in rows], "purpose": [r["purpose"] for r in rows],
+         "rhash": [r["request_hash"] for r in rows], "at": occurred_at, "rank": STATUS_RANK["queued"]}).fetchall()}
+    return [made.get(i) for i in ids]
 
 
 # --- statuses ----------------------------------------------------------------------------------

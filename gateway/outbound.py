@@ -1,15 +1,20 @@
-"""Accepting an outbound message: resolve the recipient, honour Idempotency-Key, pass the gate, record, enqueue.
+"""Accepting outbound messages: resolve the recipient, honour Idempotency-Key, pass the gate, record, enqueue.
 
-The message row is committed as ``queued`` (with its content encrypted under
-the contact's key) before a job naming only its id is handed to Redis; the
-send worker does the rest. A refusal raises before anything is written.
+The message rows are committed as ``queued`` (content encrypted under each
+contact's key) before a job naming only their ids is handed to Redis; the send
+worker does the rest. A refused message writes no row.
+
+Accepting costs a fixed number of statements whatever the number of messages
+(one read of everything the gate needs, one insert): on small machines each
+round trip to PostgreSQL costs as much as the rest of the work, so a batch of
+a hundred messages is accepted for little more than one.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-
-import psycopg.errors
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from gateway import contacts, jobs, keystore, merges, messages, send_gate
 from gateway.crypto import field_aad
@@ -19,11 +24,37 @@ _enqueuer = jobs.Coalescer("send", SEND_BATCH_JOB, kind="send", linger_s=0.005)
 
 
 class NotFound(LookupError):
-    pass
+    def __init__(self, detail: str, slug: str = "not-found"):
+        super().__init__(detail)
+        self.slug = slug
 
 
 class IdempotencyConflict(Exception):
     pass
+
+
+@dataclass
+class Draft:
+    """One message to accept, as the API (or an automation, or a campaign) asks for it."""
+    channel_id: object
+    kind: str
+    content: dict
+    contact_id: object = None
+    to: dict | None = None               # {"kind", "address"} when no contact id is given
+    reply_to_id: object = None           # our id of the message this one answers
+    purpose: str = "transactional"
+    tag: str | None = None
+    idempotency_key: str | None = None
+    request_hash: bytes | None = None
+
+
+@dataclass
+class Accepted:
+    message: dict                        # the new row (id, thread_id, status, times …) with contact and channel
+    created: bool = True                 # False: an earlier request with the same Idempotency-Key made it
+    contact_id: object = None
+    channel_id: object = None
+    content: dict = field(default_factory=dict)
 
 
 def _identity_kinds(channel_kind: str) -> tuple[str, ...]:
@@ -41,53 +72,96 @@ def channel_for_send(conn, account_id, channel_id) -> dict:
     return row
 
 
-def resolve_recipient(conn, account_id, channel: dict, *, contact_id=None, to: dict | None = None):
-    """(contact id, (kind, address)) for the channel: a contact's identity of the kind the channel reaches,
-    or an address given directly (a phone number creates its contact on first use)."""
-    kinds = _identity_kinds(channel["kind"])
-    if contact_id is not None:
-        # One query: the contact (through a merge), and every identity of it and of contacts merged into it.
-        rows = conn.execute(
-            "SELECT r.id AS root, i.id AS identity_id, i.kind, i.address_enc, m.data_key_id "
-            "FROM contacts c JOIN contacts r ON r.account_id = c.account_id AND r.id = coalesce(c.merged_into, c.id) "
-            "LEFT JOIN contacts m ON m.account_id = r.account_id AND (m.id = r.id OR m.merged_into = r.id) "
-            "LEFT JOIN contact_identities i ON i.account_id = m.account_id AND i.contact_id = m.id "
-            "AND i.kind = ANY(%s) WHERE c.account_id = %s AND c.id = %s ORDER BY i.created_at",
-            (list(kinds), account_id, contact_id)).fetchall()
-        if not rows:
-            raise NotFound(f"no contact with id {contact_id} in this account")
-        for kind in kinds:
-            for r in rows:
-                if r["kind"] == kind:
-                    key = keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
-                    address = key.decrypt_text(r["address_enc"], field_aad("contact_identities", "address",
-                                                                           account_id, r["identity_id"]))
-                    return rows[0]["root"], (kind, address)
-        raise send_gate.Refused("no_address_for_channel", 422, f"the contact has no {' or '.join(kinds)} identity, "
-                                f"which a {channel['kind']} channel needs; add one or pick another channel")
-    kind = to.get("kind") or kinds[0]
-    if kind not in kinds:
-        raise send_gate.Refused("no_address_for_channel", 422, f"a {channel['kind']} channel reaches "
-                                f"{' or '.join(kinds)} addresses, not {kind}")
-    address = contacts.normalise_address(kind, to["address"])
-    root = merges.resolve_sender(conn, account_id=account_id, identities=[(kind, address)], name=None,
-                                 actor="outbound")
-    return root, (kind, address)
+# Everything accepting a message needs to know, in one round trip (each costs as much as the rest of the
+# request): the channel; the contact through a merge, its data key, and every identity of it and of the
+# contacts merged into it; its thread on the channel; and its latest consent action per purpose.
+_CONTEXT = (
+    "SELECT q.ord, ch.id AS channel_id, ch.kind AS channel_kind, ch.external_id, ch.status, ch.paused_reason, "
+    "ch.has_credentials, r.id AS root, r.data_key_id, i.id AS identity_id, i.kind AS identity_kind, "
+    "i.address_enc, t.id AS thread_id, t.last_inbound_at, cs.consent "
+    "FROM unnest(%(chs)s::uuid[], %(cts)s::uuid[]) WITH ORDINALITY AS q(channel_id, contact_id, ord) "
+    # LATERAL everywhere: each step is an index look-up by the previous one's key, whatever the planner
+    # guesses from a young table's statistics (a join would scan every contact or thread of the account).
+    "LEFT JOIN LATERAL (SELECT id, kind, external_id, status, paused_reason, "
+    "(credentials_enc IS NOT NULL) AS has_credentials FROM channels "
+    "WHERE account_id = %(a)s AND id = q.channel_id) ch ON true "
+    "LEFT JOIN LATERAL (SELECT r.id, r.data_key_id FROM contacts c JOIN contacts r ON r.account_id = c.account_id "
+    "AND r.id = coalesce(c.merged_into, c.id) WHERE c.account_id = %(a)s AND c.id = q.contact_id) r ON true "
+    "LEFT JOIN LATERAL (SELECT i.id, i.kind, i.address_enc, i.created_at FROM contact_identities i "
+    "WHERE i.account_id = %(a)s AND i.contact_id = ANY(ARRAY(SELECT r.id UNION ALL SELECT m.id FROM contacts m "
+    "WHERE m.account_id = %(a)s AND m.merged_into = r.id))) i ON true "
+    "LEFT JOIN LATERAL (SELECT t.id, t.last_inbound_at FROM threads t WHERE t.account_id = %(a)s "
+    "AND t.contact_id = r.id AND t.channel_id = ch.id) t ON true "
+    "LEFT JOIN LATERAL (SELECT coalesce(jsonb_object_agg(purpose, action), '{}'::jsonb) AS consent FROM "
+    "(SELECT DISTINCT ON (purpose) purpose, action FROM consent_events WHERE account_id = %(a)s "
+    "AND contact_id = r.id AND channel_kind IN (ch.kind, 'all') "
+    "ORDER BY purpose, occurred_at DESC, recorded_at DESC) x) cs ON true "
+    "ORDER BY q.ord, i.created_at")
+
+
+@dataclass
+class SendContext:
+    channel: dict             # what the gate needs: id, kind, external_id, status, paused_reason, has_credentials
+    contact_id: object        # the surviving contact (merges followed)
+    key: object               # its data key
+    identities: list[dict]    # kind, identity_id, address_enc, oldest first
+    thread: dict | None       # id, last_inbound_at
+    consent: dict[str, str]   # purpose → latest action
+
+    @property
+    def gate_state(self) -> tuple[dict, dict | None]:
+        return self.consent, self.thread
+
+
+def send_contexts(conn, account_id, pairs: list[tuple]) -> list[SendContext | NotFound]:
+    """For each (channel id, contact id): everything accepting a message needs - the channel; the contact
+    through a merge, its data key, and every identity of it and of the contacts merged into it; its thread
+    on the channel; its latest consent action per purpose - in one round trip for all of them."""
+    if not pairs:
+        return []
+    grouped: dict[int, list[dict]] = {}
+    for row in conn.execute(_CONTEXT, {"a": account_id, "chs": [p[0] for p in pairs],
+                                       "cts": [p[1] for p in pairs]}).fetchall():
+        grouped.setdefault(row["ord"], []).append(row)
+    out: list[SendContext | NotFound] = []
+    for n, (channel_id, contact_id) in enumerate(pairs, start=1):
+        rows = grouped[n]
+        first = rows[0]
+        if first["channel_id"] is None:
+            out.append(NotFound(f"no channel with id {channel_id} in this account"))
+            continue
+        if first["root"] is None:
+            out.append(NotFound(f"no contact with id {contact_id} in this account"))
+            continue
+        out.append(SendContext(
+            channel={"id": first["channel_id"], "kind": first["channel_kind"], "external_id": first["external_id"],
+                     "status": first["status"], "paused_reason": first["paused_reason"],
+                     "has_credentials": first["has_credentials"]},
+            contact_id=first["root"],
+            key=keystore.load_key(conn, account_id=account_id, key_id=first["data_key_id"]),
+            identities=[{"kind": r["identity_kind"], "identity_id": r["identity_id"],
+                         "address_enc": r["address_enc"]} for r in rows if r["identity_id"] is not None],
+            thread=None if first["thread_id"] is None else {"id": first["thread_id"],
+                                                            "last_inbound_at": first["last_inbound_at"]},
+            consent=first["consent"]))
+    return out
+
+
+def address_for(account_id, ctx: SendContext) -> tuple[str, str]:
+    """The contact's address of the first identity kind the channel reaches (oldest identity first)."""
+    kinds = _identity_kinds(ctx.channel["kind"])
+    for kind in kinds:
+        for ident in ctx.identities:
+            if ident["kind"] == kind:
+                return kind, ctx.key.decrypt_text(ident["address_enc"], field_aad(
+                    "contact_identities", "address", account_id, ident["identity_id"]))
+    raise send_gate.Refused("no_address_for_channel", 422, f"the contact has no {' or '.join(kinds)} identity, "
+                            f"which a {ctx.channel['kind']} channel needs; add one or pick another channel")
+
 
 
 def request_hash(body: dict) -> bytes:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).digest()
-
-
-def existing_for_key(conn, account_id, key: str, digest: bytes):
-    row = conn.execute("SELECT id, request_hash FROM messages WHERE account_id = %s AND idempotency_key = %s",
-                       (account_id, key)).fetchone()
-    if row is None:
-        return None
-    if row["request_hash"] is not None and bytes(row["request_hash"]) != digest:
-        raise IdempotencyConflict("this Idempotency-Key was used with a different request body; use a new key "
-                                  "for a new message")
-    return row["id"]
 
 
 def accept(conn, account_id, *, channel_id, kind: str, content: dict, contact_id=None, to: dict | None = None,
@@ -95,38 +169,124 @@ def accept(conn, account_id, *, channel_id, kind: str, content: dict, contact_id
            idempotency_key: str | None = None, body_for_hash: dict | None = None):
     """Queue one message. Returns (the new message's row, True), or (an existing message's id, False) for a
     repeated Idempotency-Key. Raises NotFound, send_gate.Refused, IdempotencyConflict."""
-    digest = request_hash(body_for_hash or {}) if idempotency_key else None
-    if idempotency_key:
-        found = existing_for_key(conn, account_id, idempotency_key, digest)
-        if found is not None:
-            return found, False
-    channel = channel_for_send(conn, account_id, channel_id)
-    contact, (to_kind, address) = resolve_recipient(conn, account_id, channel, contact_id=contact_id, to=to)
-    thread = send_gate.check(conn, account_id, send_gate.Request(channel=channel, contact_id=contact, kind=kind,
-                                                                 content=content, purpose=purpose, tag=tag))
+    draft = Draft(channel_id=channel_id, kind=kind, content=content, contact_id=contact_id, to=to,
+                  reply_to_id=reply_to_id, purpose=purpose, tag=tag, idempotency_key=idempotency_key,
+                  request_hash=request_hash(body_for_hash or {}) if idempotency_key else None)
+    outcome = accept_many(conn, account_id, [draft])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    if not outcome.created:
+        return outcome.message["id"], False
+    return dict(outcome.message, contact_id=outcome.contact_id, channel_id=outcome.channel_id,
+                content=outcome.content, purpose=purpose), True
+
+
+def accept_many(conn, account_id, drafts: list[Draft]) -> list[Accepted | Exception]:
+    """Pass each draft through the one send gate and record those that pass, in the caller's transaction.
+
+    Each outcome is an ``Accepted`` or the exception that refused that draft (NotFound, send_gate.Refused,
+    IdempotencyConflict); one draft's refusal does not stop the others. The caller commits, then calls
+    ``enqueue`` for each created message."""
+    outcomes: list[Accepted | Exception | None] = [None] * len(drafts)
+    earlier = _earlier_by_key(conn, account_id, [d.idempotency_key for d in drafts if d.idempotency_key])
+    for i, d in enumerate(drafts):
+        if d.idempotency_key and d.idempotency_key in earlier:
+            found_id, found_hash = earlier[d.idempotency_key]
+            outcomes[i] = (IdempotencyConflict(_REUSED) if found_hash is not None and found_hash != d.request_hash
+                           else Accepted({"id": found_id}, created=False))
+
+    # Addresses given directly: find (or create) their contacts first.
+    contact_ids = [d.contact_id for d in drafts]
+    given: dict[int, tuple[str, str]] = {}
+    for i, d in enumerate(drafts):
+        if outcomes[i] is None and d.contact_id is None:
+            try:
+                contact_ids[i], given[i] = _contact_for_address(conn, account_id, d)
+            except (NotFound, send_gate.Refused) as exc:
+                outcomes[i] = exc
+    todo = [i for i in range(len(drafts)) if outcomes[i] is None]
+    contexts = send_contexts(conn, account_id, [(drafts[i].channel_id, contact_ids[i]) for i in todo])
+
+    now = datetime.now(timezone.utc)
+    rows, owners = [], []
+    for i, ctx in zip(todo, contexts):
+        d = drafts[i]
+        try:
+            if isinstance(ctx, Exception):
+                raise ctx
+            rows.append(_prepare(conn, account_id, d, ctx, now, given.get(i)))
+            owners.append(i)
+        except (NotFound, send_gate.Refused) as exc:
+            outcomes[i] = exc
+    inserted = messages.record_outbound_many(conn, account_id=account_id, rows=rows, occurred_at=now)
+    for i, row, made in zip(owners, rows, inserted):
+        if made is None:
+            # The same Idempotency-Key raced in from another request meanwhile: answer with the first one.
+            again = _earlier_by_key(conn, account_id, [row["idempotency_key"]]).get(row["idempotency_key"])
+            outcomes[i] = (IdempotencyConflict(_REUSED) if again and again[1] not in (None, row["request_hash"])
+                           else Accepted({"id": again[0] if again else None}, created=False))
+            continue
+        outcomes[i] = Accepted(dict(made, body=row["body"]), contact_id=row["contact_id"],
+                               channel_id=row["channel_id"], content=row["stored"])
+    return outcomes
+
+
+_REUSED = ("this Idempotency-Key was used with a different request body; use a new key for a new message")
+
+
+def _earlier_by_key(conn, account_id, keys: list[str]) -> dict[str, tuple]:
+    if not keys:
+        return {}
+    return {r["idempotency_key"]: (r["id"], None if r["request_hash"] is None else bytes(r["request_hash"]))
+            for r in conn.execute("SELECT idempotency_key, id, request_hash FROM messages WHERE account_id = %s "
+                                  "AND idempotency_key = ANY(%s)", (account_id, keys)).fetchall()}
+
+
+def _contact_for_address(conn, account_id, d: Draft):
+    channel = channel_for_send(conn, account_id, d.channel_id)
+    kinds = _identity_kinds(channel["kind"])
+    kind = d.to.get("kind") or kinds[0]
+    if kind not in kinds:
+        raise send_gate.Refused("no_address_for_channel", 422, f"a {channel['kind']} channel reaches "
+                                f"{' or '.join(kinds)} addresses, not {kind}")
+    address = contacts.normalise_address(kind, d.to["address"])
+    contact_id = merges.resolve_sender(conn, account_id=account_id, identities=[(kind, address)], name=None,
+                                       actor="outbound")
+    return contact_id, (kind, address)
+
+
+def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given: tuple | None) -> dict:
+    """Gate one draft and build its row (content encrypted later, with the id the insert will use)."""
+    content = dict(d.content)
+    if d.kind == "reaction":
+        target = provider_id_of(conn, account_id, content["message_id"])
+        if target is None:
+            raise NotFound("no message with a provider id to react to; react to a message that was delivered "
+                           "through the provider", slug="unknown-message")
+        content = {"message_id": target, "emoji": content["emoji"]}
+    to_kind, address = given or address_for(account_id, ctx)
+    thread = send_gate.check(conn, account_id, send_gate.Request(
+        channel=ctx.channel, contact_id=ctx.contact_id, kind=d.kind, content=content, purpose=d.purpose,
+        tag=d.tag), now=now, state=ctx.gate_state)
     reply_provider_id = None
-    if reply_to_id is not None:
-        reply_provider_id = provider_id_of(conn, account_id, reply_to_id)
+    if d.reply_to_id is not None:
+        reply_provider_id = provider_id_of(conn, account_id, d.reply_to_id)
         if reply_provider_id is None:
-            raise NotFound(f"no message {reply_to_id} with a provider id to reply to in this account")
+            raise NotFound(f"no message {d.reply_to_id} with a provider id to reply to in this account")
     stored = {"to": {"kind": to_kind, "address": address}, **content}
-    if tag:
-        stored["tag"] = tag
-    text = content.get("body") if kind == "text" else content.get("caption")
-    try:
-        with conn.transaction():
-            row = messages.record_message(
-                conn, account_id=account_id, contact_id=contact, channel_id=channel["id"], direction="outbound",
-                body=text or _rendition(kind, content), kind=kind, status="queued", content=stored,
-                reply_to_provider_id=reply_provider_id, idempotency_key=idempotency_key,
-                thread_id=thread["id"] if thread else None, purpose=purpose, request_hash=digest)
-    except psycopg.errors.UniqueViolation:
-        # The same Idempotency-Key raced in from another request: answer with the first one.
-        found = existing_for_key(conn, account_id, idempotency_key, digest) if idempotency_key else None
-        if found is None:
-            raise
-        return found, False
-    return dict(row, contact_id=contact, channel_id=channel["id"], content=stored, purpose=purpose), True
+    if d.tag:
+        stored["tag"] = d.tag
+    if reply_provider_id:
+        stored["reply_to_provider_id"] = reply_provider_id
+    text = content.get("body") if d.kind == "text" else content.get("caption")
+    if thread is None:   # the first message to this contact on this channel
+        thread = messages.thread_for(conn, account_id=account_id, contact_id=ctx.contact_id,
+                                     channel_id=ctx.channel["id"])
+    return {"contact_id": ctx.contact_id, "channel_id": ctx.channel["id"], "thread_id": thread["id"],
+            "kind": d.kind, "body": text or _rendition(d.kind, content), "stored": stored, "key": ctx.key,
+            "reply_to_id": d.reply_to_id if reply_provider_id else None,
+            "reply_to_bidx": messages.provider_id_bidx(account_id, reply_provider_id) if reply_provider_id else None,
+            "idempotency_key": d.idempotency_key, "request_hash": d.request_hash, "purpose": d.purpose}
 
 
 def enqueue(account_id, message_id) -> None:

@@ -58,8 +58,12 @@ def _state(conn, account_id, contact_id, channel: dict) -> tuple[dict[str, str],
     return row["consent"], thread
 
 
-def check(conn, account_id, req: Request, now: datetime | None = None) -> dict | None:
-    """Pass (returning the contact's thread on the channel, if any, for the caller to reuse) or raise Refused."""
+def check(conn, account_id, req: Request, now: datetime | None = None,
+          state: tuple[dict[str, str], dict | None] | None = None) -> dict | None:
+    """Pass (returning the contact's thread on the channel, if any, for the caller to reuse) or raise Refused.
+
+    ``state`` is (consent by purpose, thread) when the caller read them in its own query this transaction
+    (as ``outbound.send_context`` does); otherwise the gate reads them."""
     now = now or datetime.now(timezone.utc)
     channel = req.channel
     if channel["status"] == "paused":
@@ -81,7 +85,7 @@ def check(conn, account_id, req: Request, now: datetime | None = None) -> dict |
         raise Refused("text_too_long", 422, f"the text has {len(text)} characters; a {channel['kind']} message "
                       f"takes at most {limit}")
 
-    consent, thread = _state(conn, account_id, req.contact_id, channel)
+    consent, thread = state if state is not None else _state(conn, account_id, req.contact_id, channel)
     if consent.get("all") == "withdrawn" or consent.get(req.purpose) == "withdrawn":
         if req.purpose != "opt_out_confirmation":
             raise Refused("opted_out", 403, f"the contact opted out of {req.purpose} messages on "

@@ -2,21 +2,33 @@
 from __future__ import annotations
 
 from flask import request
+from marshmallow import ValidationError
 
 from gateway import messages, outbound, send_gate
 from gateway.api import paging
-from gateway.api.schemas import MessageCreate
+from gateway.api.schemas import BatchMessage, MessageCreate
 from gateway.api.views import bp
 from gateway.http import api, json_body, parse_uuid
-from gateway.problems import Problem
+from gateway.problems import Problem, field_errors, problem_document
 
 _CREATE = MessageCreate()   # built once: constructing nested schemas costs more than loading a body
+_BATCH_ITEM = BatchMessage()
+BATCH_MAX = 100
 _MESSAGE_COLUMNS = messages.MESSAGE_COLUMNS + ", m.channel_id, m.attempts, m.next_attempt_at, m.last_error, m.purpose"
 
 
 def _refused(exc: send_gate.Refused) -> Problem:
     extra = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in exc.extra.items()}
     return Problem(exc.status, exc.rule.replace("_", " ").capitalize(), exc.detail, slug=exc.rule, extra=extra)
+
+
+def _problem(exc: Exception) -> Problem:
+    """The problem a refused message answers with (the whole request, or its item in a batch)."""
+    if isinstance(exc, send_gate.Refused):
+        return _refused(exc)
+    if isinstance(exc, outbound.IdempotencyConflict):
+        return Problem(409, "Conflict", str(exc), slug="idempotency-key-reused")
+    return Problem(404, "Not Found", str(exc), slug=getattr(exc, "slug", None))
 
 
 def _message(conn, principal, message_id) -> dict:
@@ -44,35 +56,89 @@ def send_message(conn, principal):
     kind = body["type"]
     content = body[kind] if kind != "contacts" else {"contacts": body["contacts"]}
     content = dict(content)
-    if kind == "reaction":
-        target = outbound.provider_id_of(conn, principal.account_id, content["message_id"])
-        if target is None:
-            raise Problem(404, "Not Found", "no message with a provider id to react to; react to a message that "
-                          "was delivered through the provider", slug="unknown-message")
-        content = {"message_id": target, "emoji": content["emoji"]}
     try:
         accepted, created = outbound.accept(
             conn, principal.account_id, channel_id=body["channel_id"], kind=kind, content=content,
             contact_id=body.get("contact_id"), to=body.get("to"), reply_to_id=body.get("reply_to"),
             purpose=body["purpose"], tag=body.get("tag"), idempotency_key=key,
             body_for_hash=request.get_json())
-    except outbound.NotFound as exc:
-        raise Problem(404, "Not Found", str(exc)) from None
-    except outbound.IdempotencyConflict as exc:
-        raise Problem(409, "Conflict", str(exc), slug="idempotency-key-reused") from None
-    except send_gate.Refused as exc:
-        raise _refused(exc) from None
+    except (outbound.NotFound, outbound.IdempotencyConflict, send_gate.Refused) as exc:
+        raise _problem(exc) from None
     if not created:
         return _message(conn, principal, accepted), 200
     conn.commit()
     outbound.enqueue(principal.account_id, accepted["id"])
-    # The new message as GET /v1/messages/{id} shows it, without reading it back.
+    return _queued(accepted, kind), 202
+
+
+def _queued(accepted: dict, kind: str) -> dict:
+    """A new message as GET /v1/messages/{id} shows it, without reading it back."""
     return {"id": accepted["id"], "thread_id": accepted["thread_id"], "channel_id": accepted["channel_id"],
             "direction": "outbound", "kind": kind, "text": accepted["body"], "content": accepted["content"],
             "provider_message_id": None, "reply_to_id": None, "status": "queued", "error": None,
             "occurred_at": accepted["occurred_at"], "created_at": accepted["created_at"],
             "updated_at": accepted["updated_at"], "statuses": [], "media": [], "attempts": 0,
-            "next_attempt_at": None, "last_error": None, "purpose": accepted["purpose"]}, 202
+            "next_attempt_at": None, "last_error": None, "purpose": accepted["purpose"]}
+
+
+@bp.post("/messages/batch")
+@api(scope="messages:send")
+def send_batch(conn, principal):
+    """Up to BATCH_MAX messages in one request, each through the same gate as POST /v1/messages.
+
+    Each item succeeds or fails on its own: the answer lists, in order, each item's status with its message
+    or its problem. Items may carry their own ``idempotency_key`` (same rules as the header)."""
+    if not request.is_json:
+        raise Problem(415, "Unsupported Media Type",
+                      "send the body as JSON with the header Content-Type: application/json")
+    data = request.get_json(silent=True)
+    items = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= BATCH_MAX or set(data) - {"messages"}:
+        raise Problem(422, "Validation Failed", f"send {{\"messages\": [...]}} with 1 to {BATCH_MAX} messages, "
+                      "each shaped as the body of POST /v1/messages", slug="validation-failed",
+                      errors=[{"pointer": "/messages", "detail": f"a list of 1 to {BATCH_MAX} messages"}])
+    results: list[dict | None] = [None] * len(items)
+    drafts, where = [], []
+    for i, item in enumerate(items):
+        try:
+            body = _BATCH_ITEM.load(item if isinstance(item, dict) else {})
+        except ValidationError as exc:
+            errors = field_errors(exc.messages, f"/messages/{i}")
+            results[i] = _item_problem(i, Problem(422, "Validation Failed", f"{len(errors)} field(s) are invalid: "
+                                                  "see errors for each field and how to fix it",
+                                                  slug="validation-failed", errors=errors))
+            continue
+        kind = body["type"]
+        content = dict(body[kind]) if kind != "contacts" else {"contacts": body["contacts"]}
+        key = body.get("idempotency_key")
+        drafts.append(outbound.Draft(
+            channel_id=body["channel_id"], kind=kind, content=content, contact_id=body.get("contact_id"),
+            to=body.get("to"), reply_to_id=body.get("reply_to"), purpose=body["purpose"], tag=body.get("tag"),
+            idempotency_key=key, request_hash=outbound.request_hash(item) if key else None))
+        where.append(i)
+    outcomes = outbound.accept_many(conn, principal.account_id, drafts)
+    conn.commit()
+    created = []
+    for i, draft, outcome in zip(where, drafts, outcomes):
+        if isinstance(outcome, Exception):
+            results[i] = _item_problem(i, _problem(outcome))
+        elif not outcome.created:
+            results[i] = {"index": i, "status": 200, "message": {"id": outcome.message["id"]}}
+        else:
+            accepted = dict(outcome.message, contact_id=outcome.contact_id, channel_id=outcome.channel_id,
+                            content=outcome.content, purpose=draft.purpose)
+            results[i] = {"index": i, "status": 202, "message": _queued(accepted, draft.kind)}
+            created.append(accepted["id"])
+    for message_id in created:
+        outbound.enqueue(principal.account_id, message_id)
+    return {"data": results, "accepted": len(created),
+            "refused": sum(1 for r in results if r["status"] >= 400)}, 200
+
+
+def _item_problem(index: int, problem: Problem) -> dict:
+    return {"index": index, "status": problem.status,
+            "problem": problem_document(problem.status, problem.title, problem.detail, slug=problem.slug,
+                                        errors=problem.errors, extra=problem.extra)}
 
 
 @bp.get("/messages/<message_id>")

@@ -176,3 +176,8 @@ class MessageCreate(StrictSchema):
         if extra:
             raise ValidationError(f"only the '{data['type']}' object belongs in a '{data['type']}' message",
                                   field_name=extra[0])
+
+
+class BatchMessage(MessageCreate):
+    """One item of POST /v1/messages/batch: a message as POST /v1/messages takes it, plus its own key."""
+    idempotency_key = fields.String(validate=validate.Length(min=1, max=255))

@@ -6,10 +6,16 @@ are the generic pieces they would otherwise each write again.
 from __future__ import annotations
 
 import math
+import os
 import re
+import threading
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
 
 
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -55,3 +61,74 @@ def scrub(text: str, *secrets: str | None, limit: int = 300) -> str:
     text = _DIGITS.sub("[number]", text)
     text = " ".join(text.split())
     return text[:limit - 1] + "…" if len(text) > limit else text
+
+
+# -- keep-alive sessions --------------------------------------------------------------------------------------
+
+class _Adapter(HTTPAdapter):
+    """An HTTPAdapter that asks the file system once, not per request, whether a CA bundle path is a folder."""
+
+    def __init__(self, **kwargs):
+        self._is_dir: dict[str, bool] = {}
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        if not isinstance(verify, str):
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        is_dir = self._is_dir.get(verify)
+        if is_dir is None:
+            is_dir = self._is_dir[verify] = os.path.isdir(verify)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, False, cert)
+        pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
+        pool_kwargs["ca_cert_dir" if is_dir else "ca_certs"] = verify
+        return host_params, pool_kwargs
+
+
+class ProviderSession(requests.Session):
+    """A requests.Session that reads the environment (proxies, no_proxy, CA bundle) once per host.
+
+    A plain Session looks for ~/.netrc, the proxy variables and the CA bundle on every request: a handful of
+    system calls that cost more than the rest of a keep-alive call on a small machine at a thousand sends a
+    second. Provider calls always carry their own credentials, so netrc is never wanted."""
+
+    def __init__(self, pool_connections: int, pool_maxsize: int):
+        super().__init__()
+        self.trust_env = False
+        self._env: dict[tuple[str, str], tuple[dict, object]] = {}
+        # max_retries stays 0: a POST is never resent behind the send worker's back.
+        adapter = _Adapter(pool_connections=pool_connections, pool_maxsize=pool_maxsize)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+
+    def request(self, method, url, *args, **kwargs):
+        parts = urlsplit(url)
+        env = self._env.get((parts.scheme, parts.netloc))
+        if env is None:
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            env = self._env[(parts.scheme, parts.netloc)] = (requests.utils.get_environ_proxies(url), bundle)
+        if not kwargs.get("proxies"):
+            kwargs["proxies"] = env[0]
+        if kwargs.get("verify") is None:
+            kwargs["verify"] = env[1]
+        return super().request(method, url, *args, **kwargs)
+
+
+class ProcessSession:
+    """One ProviderSession per process, made on first use and again in a forked child (whose inherited
+    sockets and locks are not its own)."""
+
+    def __init__(self, pool_connections: int = 8, pool_maxsize: int = 64):
+        self.pool_connections, self.pool_maxsize = pool_connections, pool_maxsize
+        self._session: ProviderSession | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ProviderSession:
+        pid = os.getpid()
+        current = self._session
+        if current is not None and self._pid == pid:
+            return current
+        with self._lock:
+            if self._session is None or self._pid != pid:
+                self._session, self._pid = ProviderSession(self.pool_connections, self.pool_maxsize), pid
+            return self._session

@@ -41,6 +41,22 @@ def try_take(key: str, rate: float, burst: float | None = None, tokens: float = 
     return float(client.evalsha(sha, 1, f"ratelimit:{key}", rate, burst, _now(), tokens))
 
 
+def try_take_each(keys: list[str], rate: float, burst: float) -> list[float]:
+    """One token from each bucket (same rate and burst), in one pipelined round trip: 0.0 where taken,
+    else the seconds until that bucket has one (nothing taken from it)."""
+    if not keys:
+        return []
+    client = runtime.redis_client()
+    sha = _sha.get(id(client))
+    if sha is None:
+        sha = _sha[id(client)] = client.script_load(_SCRIPT)
+    pipe = client.pipeline(transaction=False)
+    now = _now()
+    for key in keys:
+        pipe.evalsha(sha, 1, f"ratelimit:{key}", rate, max(1.0, burst), now, 1)
+    return [float(w) for w in pipe.execute()]
+
+
 def take(key: str, rate: float, burst: float | None = None, tokens: float = 1.0, max_wait_s: float = 30.0) -> bool:
     """Block until the tokens are taken (True) or waiting would exceed max_wait_s (False)."""
     deadline = time.monotonic() + max_wait_s

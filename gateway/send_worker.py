@@ -65,10 +65,14 @@ def send_batch(account_id: str, message_ids: list[str]) -> dict[str, str]:
 def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
     from webhooks import registry
 
+    held = _pair_waits(claimed, channels_by_id)
+
     def work(item):
         row, outbound = item
         channel, creds = channels_by_id[row["channel_id"]]
         provider = registry.get(channel["kind"])
+        if held.get(row["id"]):
+            return row, SendResult("retry", retry_after_s=held[row["id"]], reason=_PAIR_REASON), channel
         if channel["status"] != "active":
             return row, SendResult("retry", retry_after_s=60, reason=f"channel {channel['status']}"), channel
         rate = float((channel["settings"] or {}).get("rate_per_s")
@@ -87,9 +91,45 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
     results = list(_executor().map(work, claimed))
     outcomes = {}
     with db.connection() as conn:
+        # The common case in one statement for the whole batch; the rest one by one.
+        sent = [(row, result) for row, result, _ in results if result.outcome == "sent"]
+        outcomes.update(_record_sent(conn, account_id, sent))
         for row, result, channel in results:
-            outcomes[str(row["id"])] = _record(conn, account_id, row, result, channel_id=channel["id"])
+            if result.outcome != "sent":
+                outcomes[str(row["id"])] = _record(conn, account_id, row, result, channel_id=channel["id"])
     return outcomes
+
+
+_PAIR_REASON = "held back: this customer already got the most messages the provider allows in a short time"
+
+
+def _pair_settings(channel: dict) -> tuple[float, float] | None:
+    from webhooks import registry
+    caps = getattr(registry.get(channel["kind"]), "capabilities", {}) or {}
+    settings = channel["settings"] or {}
+    # An explicit 0 turns the limit off (a provider that does not enforce it, or a test bench).
+    interval = float(settings["pair_interval_s"] if settings.get("pair_interval_s") is not None
+                     else caps.get("pair_interval_s") or 0)
+    if interval <= 0:
+        return None
+    return interval, float(settings.get("pair_burst") or caps.get("pair_burst") or 1)
+
+
+def _pair_waits(claimed, channels_by_id) -> dict:
+    """Per-recipient limits (WhatsApp's pair rate), for the whole batch in one Redis round trip: the
+    messages whose customer must wait, and how long. Buckets are named by channel and contact ids."""
+    waits = {}
+    by_limit: dict[tuple, list] = {}
+    for row, _ in claimed:
+        limit = _pair_settings(channels_by_id[row["channel_id"]][0])
+        if limit is not None:
+            by_limit.setdefault(limit, []).append(row)
+    for (interval, burst), rows in by_limit.items():
+        keys = [f"pair:{row['channel_id']}:{row['contact_id']}" for row in rows]
+        for row, wait in zip(rows, ratelimit.try_take_each(keys, 1.0 / interval, burst)):
+            if wait > 0:
+                waits[row["id"]] = wait
+    return waits
 
 
 def send(account_id: str, message_id: str) -> str:
@@ -151,30 +191,20 @@ def _record(conn, account_id, row, result: SendResult, channel_id=None) -> str:
     """The outcome of one send attempt, in the caller's transaction."""
     now = datetime.now(timezone.utc)
     if result.outcome == "sent":
-        bidx = enc = None
-        if result.provider_message_id:
-            key = row.get("key") or _contact_key(conn, account_id, row["contact_id"])
-            bidx = messages.provider_id_bidx(account_id, result.provider_message_id)
-            enc = key.encrypt(result.provider_message_id, field_aad("messages", "provider_id", account_id,
-                                                                    row["id"]))
-        waiting = conn.execute(
-            "UPDATE messages SET status = CASE WHEN status_rank > 2 THEN status ELSE 'sent' END, "
-            "status_rank = greatest(status_rank, 2), provider_id_bidx = coalesce(%s, provider_id_bidx), "
-            "provider_id_enc = coalesce(%s, provider_id_enc), sent_at = now(), last_error = NULL, "
-            "updated_at = now() WHERE account_id = %s AND id = %s "
-            "RETURNING EXISTS (SELECT 1 FROM pending_statuses WHERE account_id = %s AND channel_id = %s "
-            "AND provider_id_bidx = %s::bytea) AS has_pending",
-            (bidx, enc, account_id, row["id"], account_id, row["channel_id"], bidx)).fetchone()
-        _event(conn, account_id, row["id"], "accepted", {"attempt": row["attempts"]})
-        if waiting is not None and waiting["has_pending"]:
-            # A status webhook beat this commit: it waited in pending_statuses.
-            messages._apply_pending(conn, account_id, row["channel_id"], bidx, row["id"])
-        return "sent"
+        return _record_sent(conn, account_id, [(row, result)])[str(row["id"])]
     if result.outcome == "unknown":
         conn.execute("UPDATE messages SET last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
                      (f"outcome unknown: {result.reason or 'no answer'}; reconciling before any resend",
                       account_id, row["id"]))
         return "unknown"
+    if result.reason == _PAIR_REASON:
+        # Nothing went out: the attempt is given back, so a chatty conversation cannot exhaust the retries.
+        conn.execute(
+            "UPDATE messages SET status = 'retry_scheduled', status_rank = 0, attempts = attempts - 1, "
+            "last_error = %s, next_attempt_at = now() + make_interval(secs => %s), updated_at = now() "
+            "WHERE account_id = %s AND id = %s AND status = 'sending'",
+            (result.reason, result.retry_after_s, account_id, row["id"]))
+        return "held"
     too_old = now - row["created_at"] > MAX_AGE
     if result.outcome == "retry" and row["attempts"] < MAX_ATTEMPTS and not too_old:
         conn.execute(
@@ -198,6 +228,41 @@ def _record(conn, account_id, row, result: SendResult, channel_id=None) -> str:
                      "WHERE account_id = %s AND id = %s AND status = 'active'", (reason, account_id, channel_id))
         channels.forget_routes()
     return "failed"
+
+
+def _record_sent(conn, account_id, sent: list[tuple[dict, SendResult]]) -> dict[str, str]:
+    """Messages the provider accepted: 'sent' with their provider ids (unless a status webhook already moved
+    them further) and an 'accepted' event each, in one statement for the whole batch."""
+    if not sent:
+        return {}
+    ids, bidxs, encs, attempts = [], [], [], []
+    for row, result in sent:
+        pid = result.provider_message_id
+        key = row.get("key") or _contact_key(conn, account_id, row["contact_id"])
+        ids.append(row["id"])
+        attempts.append(row["attempts"])
+        bidxs.append(messages.provider_id_bidx(account_id, pid) if pid else None)
+        encs.append(key.encrypt(pid, field_aad("messages", "provider_id", account_id, row["id"])) if pid else None)
+    waiting = conn.execute(
+        "WITH v AS (SELECT * FROM unnest(%(ids)s::uuid[], %(bidx)s::bytea[], %(enc)s::bytea[], %(att)s::int[], "
+        "%(ev)s::uuid[]) AS v(id, bidx, enc, attempt, event_id)), "
+        "u AS (UPDATE messages m SET status = CASE WHEN m.status_rank > 2 THEN m.status ELSE 'sent' END, "
+        "status_rank = greatest(m.status_rank, 2), provider_id_bidx = coalesce(v.bidx, m.provider_id_bidx), "
+        "provider_id_enc = coalesce(v.enc, m.provider_id_enc), sent_at = now(), last_error = NULL, "
+        "updated_at = now() FROM v WHERE m.account_id = %(a)s AND m.id = v.id "
+        "RETURNING m.id, m.channel_id, m.provider_id_bidx), "
+        "e AS (INSERT INTO message_events (account_id, id, message_id, status, detail, provider_ts) "
+        "SELECT %(a)s, v.event_id, v.id, 'accepted', jsonb_build_object('attempt', v.attempt), "
+        "'attempt-' || v.attempt FROM v ON CONFLICT DO NOTHING) "
+        # A status webhook that beat this commit waited in pending_statuses.
+        "SELECT u.id, u.channel_id, u.provider_id_bidx FROM u WHERE u.provider_id_bidx IS NOT NULL AND EXISTS "
+        "(SELECT 1 FROM pending_statuses p WHERE p.account_id = %(a)s AND p.channel_id = u.channel_id "
+        "AND p.provider_id_bidx = u.provider_id_bidx)",
+        {"a": account_id, "ids": ids, "bidx": bidxs, "enc": encs, "att": attempts,
+         "ev": [uuid7() for _ in ids]}).fetchall()
+    for w in waiting:
+        messages._apply_pending(conn, account_id, w["channel_id"], bytes(w["provider_id_bidx"]), w["id"])
+    return {str(i): "sent" for i in ids}
 
 
 def _reason(result: SendResult) -> str:

@@ -71,6 +71,8 @@ def wait_for(predicate, inbox, timeout=15.0, what="condition"):
 
 def _setup(client, sandbox, kind="whatsapp", **settings):
     import secrets
+    # Bursts to one customer here test other things than WhatsApp's pair limit (its own test sets it).
+    settings.setdefault("pair_interval_s", 0)
     inbox = make_inbox(client)
     external = f"+1415{secrets.randbelow(10**7):07d}" if kind == "twilio" else None
     ch = inbox.channel(kind, external, settings={"api_base_url": sandbox.url, **settings})
@@ -284,3 +286,22 @@ def test_three_workers_never_exceed_the_channel_rate(client, sandbox):
         worst = max(worst, i - j + 1)
     assert worst <= 52, f"{worst} sends within one second at a 50/s limit"
     assert (stamps[-1] - stamps[0]) / 1000 >= (len(ids) - 52) / 50 * 0.95
+
+
+def test_pair_rate_holds_back_a_customers_burst_and_sends_each_once(client, sandbox, conn):
+    inbox, ch = _setup(client, sandbox, pair_interval_s=1, pair_burst=2)
+    contact = _customer(inbox, ch)
+    other = _customer(inbox, ch, phone="34600000702")
+    ids = [send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": f"aviso {i}"})["id"]
+           for i in range(4)]
+    elsewhere = send(inbox, channel_id=ch["id"], contact_id=other, type="text", text={"body": "a otro"})["id"]
+    wait_for(lambda: all(inbox.api("GET", f"/v1/messages/{i}").json["status"] in ("sent", "delivered", "read")
+                         for i in ids + [elsewhere]), inbox, what="every message sent")
+    got = [m for m in received(sandbox) if m["http_status"] == 200]
+    to_contact = sorted(m["received_at"] for m in got if m["body"]["to"] == "34600000701")
+    assert len(to_contact) == 4 and len(got) == 5          # each once, none lost
+    # Two at once (the burst), then one a second: never faster than the pair limit.
+    assert to_contact[2] - to_contact[0] >= 900 and to_contact[3] - to_contact[0] >= 1900
+    attempts = conn.execute("SELECT attempts FROM messages WHERE account_id = %s AND id = ANY(%s)",
+                            (inbox.account_id, ids)).fetchall()
+    assert [a["attempts"] for a in attempts] == [1, 1, 1, 1]   # held back is not a failed attempt

@@ -26,12 +26,9 @@ Reasons never carry the recipient id or the message text.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from typing import Any, Mapping
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from gateway import provider_http
@@ -65,25 +62,12 @@ PERMISSION_CODES = frozenset({3, 10, 230}) | frozenset(range(200, 300))
 
 # -- HTTP session -------------------------------------------------------------------------
 
-_session: requests.Session | None = None
-_session_pid: int | None = None
-_session_lock = threading.Lock()
+_sessions = provider_http.ProcessSession(pool_connections=8, pool_maxsize=POOL_MAXSIZE)
 
 
 def session() -> requests.Session:
     """One keep-alive session per process (created lazily, again in a forked child)."""
-    global _session, _session_pid
-    pid = os.getpid()
-    if _session is None or _session_pid != pid:
-        with _session_lock:
-            if _session is None or _session_pid != pid:
-                fresh = requests.Session()
-                # max_retries stays 0: a POST is never resent behind the worker's back.
-                adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_MAXSIZE)
-                fresh.mount("https://", adapter)
-                fresh.mount("http://", adapter)
-                _session, _session_pid = fresh, pid
-    return _session
+    return _sessions.get()
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import ssl
-import threading
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.util.ssl_match_hostname import CertificateError
 
@@ -227,36 +224,12 @@ def build_body(message: OutboundMessage) -> dict:
 
 # -- HTTP ---------------------------------------------------------------------------------------------
 
-_session: requests.Session | None = None
-_session_pid: int | None = None
-_session_lock = threading.Lock()
-
-
-def _forget_session() -> None:
-    # In a forked child: the parent's sockets and a possibly held lock are not ours.
-    global _session, _session_pid, _session_lock
-    _session, _session_pid, _session_lock = None, None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_session)
+_sessions = provider_http.ProcessSession(pool_connections=4, pool_maxsize=64)
 
 
 def session() -> requests.Session:
-    """One keep-alive session per process, created on first use and again after a fork."""
-    global _session, _session_pid
-    pid = os.getpid()
-    current = _session
-    if current is not None and _session_pid == pid:
-        return current
-    with _session_lock:
-        if _session is None or _session_pid != pid:
-            fresh = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
-            fresh.mount("https://", adapter)
-            fresh.mount("http://", adapter)
-            _session, _session_pid = fresh, pid
-        return _session
+    """One keep-alive session per process (created lazily, again in a forked child)."""
+    return _sessions.get()
 
 
 def endpoint(channel: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from gateway import provider_http
 from gateway.providers import OutboundMessage, SendResult
 from webhooks.twilio import PROVIDER
 from webhooks.twilio import send as send_mod
@@ -401,5 +402,5 @@ def test_keep_alive_reuses_the_connection():
 def test_session_is_per_process(monkeypatch):
     first = send_mod.session()
     assert send_mod.session() is first
-    monkeypatch.setattr(send_mod, "_session_pid", -1)   # as seen from a forked child
+    monkeypatch.setattr(provider_http.os, "getpid", lambda: -1)   # as seen from a forked child
     assert send_mod.session() is not first

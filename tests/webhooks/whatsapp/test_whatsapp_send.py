@@ -18,6 +18,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from gateway import provider_http
 from gateway.providers import OutboundMessage, SendResult
 from webhooks.whatsapp import PROVIDER
 from webhooks.whatsapp import errors as wa_errors
@@ -539,7 +540,7 @@ def test_sends_reuse_one_keep_alive_connection():
 
 def test_a_new_process_gets_a_new_session(monkeypatch):
     before = wa_send.session()
-    monkeypatch.setattr(wa_send.os, "getpid", lambda: -1)
+    monkeypatch.setattr(provider_http.os, "getpid", lambda: -1)
     after = wa_send.session()
     assert after is not before and wa_send.session() is after
 

@@ -93,8 +93,9 @@ def _wait_http(url: str, procs) -> None:
             time.sleep(0.1)
 
 
-def setup(sandbox_url: str) -> tuple[str, str, str]:
-    """An account, its API key, a sandbox WhatsApp channel without a rate limit, a contact in its window."""
+def setup(sandbox_url: str, recipients: int) -> tuple[str, str, list[str]]:
+    """An account, its API key, a sandbox WhatsApp channel without a rate limit, and ``recipients`` contacts
+    whose customer-service window is open (each wrote once), as a CRM's customers would be."""
     from gateway import accounts, channels, db, merges, messages, runtime
     runtime.init()
     with db.connection() as conn:
@@ -104,12 +105,19 @@ def setup(sandbox_url: str) -> tuple[str, str, str]:
         ch = channels.create_channel(conn, account_id=account["id"], kind="whatsapp", name="bench",
                                      external_id=PHONE_NUMBER_ID, actor="bench",
                                      credentials={"app_secret": "s", "access_token": "t", "verify_token": "v"},
-                                     settings={"api_base_url": sandbox_url, "rate_per_s": 100000})
-        contact = merges.resolve_sender(conn, account_id=account["id"], identities=[("phone", "+34600000900")],
-                                        name=None)
-        messages.record_message(conn, account_id=account["id"], contact_id=contact, channel_id=ch["id"],
-                                direction="inbound", body="hola", provider_message_id="wamid.bench-in")
-    return key, str(ch["id"]), str(contact)
+                                     settings={"api_base_url": sandbox_url, "rate_per_s": 100000,
+                                               "pair_interval_s": 0})
+        contacts = []
+        for i in range(recipients):
+            contact = merges.resolve_sender(conn, account_id=account["id"],
+                                            identities=[("phone", f"+3460{i:07d}")], name=None)
+            messages.record_message(conn, account_id=account["id"], contact_id=contact, channel_id=ch["id"],
+                                    direction="inbound", body="hola", provider_message_id=f"wamid.bench-in-{i}")
+            contacts.append(str(contact))
+            if i % 1000 == 999:
+                conn.commit()
+                log(f"  {i + 1:,} of {recipients:,} recipients ready")
+    return key, str(ch["id"]), contacts
 
 
 def received(sandbox_url: str) -> int:
@@ -122,6 +130,10 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="fewer messages (under a minute)")
     p.add_argument("--messages", type=int, default=10000)
     p.add_argument("--workers", type=int, default=2, help="send worker processes")
+    p.add_argument("--batch", type=int, default=100,
+                   help="messages per request: 1 posts each to POST /v1/messages, more use POST /v1/messages/batch")
+    p.add_argument("--recipients", type=int, default=10000,
+                   help="distinct customers the messages go to, round robin (at most one per message)")
     p.add_argument("--backlog", action="store_true",
                    help="start the workers only once the API accepted everything: measures sending alone")
     args = p.parse_args()
@@ -149,7 +161,9 @@ def main() -> None:
                                        str(sandbox_port), "--data-dir", str(tmp)], **spawn))
         _wait_http(sandbox_url + "/_sandbox/stats", procs)
         _http(sandbox_url + "/_sandbox/config", {"callbacks": False})
-        key, channel_id, contact_id = setup(sandbox_url)
+        recipients = min(n, args.recipients)
+        log(f"setting up {recipients:,} recipients…")
+        key, channel_id, contact_ids = setup(sandbox_url, recipients)
 
         # (a) the sandbox's own capacity, measured by the same client
         direct = [json.dumps({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "34600000900",
@@ -170,10 +184,16 @@ def main() -> None:
         if not args.backlog:
             start_workers()
         _wait_http(f"http://127.0.0.1:{web_port}/healthz", procs)
-        bodies = [json.dumps({"channel_id": channel_id, "contact_id": contact_id, "type": "text",
-                              "text": {"body": f"pedido {i} listo"}}).encode() for i in range(n)]
+        messages = [{"channel_id": channel_id, "contact_id": contact_ids[i % recipients], "type": "text",
+                     "text": {"body": f"pedido {i} listo"}} for i in range(n)]
+        if args.batch > 1:
+            path = "/v1/messages/batch"
+            bodies = [json.dumps({"messages": messages[i:i + args.batch]}).encode()
+                      for i in range(0, n, args.batch)]
+        else:
+            path, bodies = "/v1/messages", [json.dumps(m).encode() for m in messages]
         started = time.perf_counter()
-        accepted = asyncio.run(_post_all(web_port, "/v1/messages", bodies, f"Authorization: Bearer {key}\r\n"))
+        accepted = asyncio.run(_post_all(web_port, path, bodies, f"Authorization: Bearer {key}\r\n"))
         api_done = max(accepted)
         if args.backlog:
             time.sleep(1)
@@ -192,7 +212,7 @@ def main() -> None:
             f"{args.workers} send workers)")
         print(json.dumps({"sends_per_s": round(sends, 1), "sandbox_capacity_per_s": round(capacity, 1),
                           "ratio": round(sends / capacity, 3), "api_accept_per_s": round(n / (api_done - started), 1),
-                          "messages": n, "send_workers": args.workers, "connections": 16}))
+                          "messages": n, "per_request": args.batch, "recipients": recipients, "send_workers": args.workers, "connections": 16}))
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from gateway import contacts, jobs, keystore, merges, messages, send_gate
+from gateway import contacts, jobs, keystore, merges, messages, send_gate, uploads
 from gateway.crypto import field_aad
 
 SEND_BATCH_JOB = "gateway.send_worker.send_batch"
@@ -80,18 +81,22 @@ _CONTEXT = (
     "ch.has_credentials, r.id AS root, r.data_key_id, i.id AS identity_id, i.kind AS identity_kind, "
     "i.address_enc, t.id AS thread_id, t.last_inbound_at, cs.consent "
     "FROM unnest(%(chs)s::uuid[], %(cts)s::uuid[]) WITH ORDINALITY AS q(channel_id, contact_id, ord) "
-    # LATERAL everywhere: each step is an index look-up by the previous one's key, whatever the planner
-    # guesses from a young table's statistics (a join would scan every contact or thread of the account).
+    # Each step is an index look-up by the previous one's key, whatever the planner guesses from a young
+    # table's statistics: LIMIT / OFFSET 0 keep every LATERAL a per-row subquery (pulled up into joins,
+    # they became scans of every contact and thread of the account, repeated for each message).
     "LEFT JOIN LATERAL (SELECT id, kind, external_id, status, paused_reason, "
     "(credentials_enc IS NOT NULL) AS has_credentials FROM channels "
-    "WHERE account_id = %(a)s AND id = q.channel_id) ch ON true "
-    "LEFT JOIN LATERAL (SELECT r.id, r.data_key_id FROM contacts c JOIN contacts r ON r.account_id = c.account_id "
-    "AND r.id = coalesce(c.merged_into, c.id) WHERE c.account_id = %(a)s AND c.id = q.contact_id) r ON true "
+    "WHERE account_id = %(a)s AND id = q.channel_id LIMIT 1) ch ON true "
+    "LEFT JOIN LATERAL (SELECT r.id, r.data_key_id FROM contacts r WHERE r.account_id = %(a)s AND r.id = "
+    "(SELECT coalesce(c.merged_into, c.id) FROM contacts c WHERE c.account_id = %(a)s AND c.id = q.contact_id) "
+    "LIMIT 1) r ON true "
     "LEFT JOIN LATERAL (SELECT i.id, i.kind, i.address_enc, i.created_at FROM contact_identities i "
-    "WHERE i.account_id = %(a)s AND i.contact_id = ANY(ARRAY(SELECT r.id UNION ALL SELECT m.id FROM contacts m "
-    "WHERE m.account_id = %(a)s AND m.merged_into = r.id))) i ON true "
+    "WHERE i.account_id = %(a)s AND i.contact_id = r.id UNION ALL "
+    "SELECT i.id, i.kind, i.address_enc, i.created_at FROM contacts m JOIN contact_identities i "
+    "ON i.account_id = m.account_id AND i.contact_id = m.id WHERE m.account_id = %(a)s AND m.merged_into = r.id "
+    "OFFSET 0) i ON true "
     "LEFT JOIN LATERAL (SELECT t.id, t.last_inbound_at FROM threads t WHERE t.account_id = %(a)s "
-    "AND t.contact_id = r.id AND t.channel_id = ch.id) t ON true "
+    "AND t.contact_id = r.id AND t.channel_id = ch.id LIMIT 1) t ON true "
     "LEFT JOIN LATERAL (SELECT coalesce(jsonb_object_agg(purpose, action), '{}'::jsonb) AS consent FROM "
     "(SELECT DISTINCT ON (purpose) purpose, action FROM consent_events WHERE account_id = %(a)s "
     "AND contact_id = r.id AND channel_kind IN (ch.kind, 'all') "
@@ -264,6 +269,11 @@ def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given:
             raise NotFound("no message with a provider id to react to; react to a message that was delivered "
                            "through the provider", slug="unknown-message")
         content = {"message_id": target, "emoji": content["emoji"]}
+    if upload_id(d.kind, content) is not None:
+        try:
+            uploads.check_reference(conn, account_id=account_id, media_id=content["media_id"])
+        except LookupError as exc:
+            raise NotFound(str(exc), slug="unknown-upload") from None
     to_kind, address = given or address_for(account_id, ctx)
     thread = send_gate.check(conn, account_id, send_gate.Request(
         channel=ctx.channel, contact_id=ctx.contact_id, kind=d.kind, content=content, purpose=d.purpose,
@@ -287,6 +297,17 @@ def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given:
             "reply_to_id": d.reply_to_id if reply_provider_id else None,
             "reply_to_bidx": messages.provider_id_bidx(account_id, reply_provider_id) if reply_provider_id else None,
             "idempotency_key": d.idempotency_key, "request_hash": d.request_hash, "purpose": d.purpose}
+
+
+def upload_id(kind: str, content: dict):
+    """The id of one of our uploads a media message names (a media_id that is not a UUID is the
+    provider's own, uploaded there directly, and passes through untouched)."""
+    if kind not in uploads.KINDS or not content.get("media_id"):
+        return None
+    try:
+        return uuid.UUID(str(content["media_id"]))
+    except ValueError:
+        return None
 
 
 def enqueue(account_id, message_id) -> None:

@@ -25,24 +25,38 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
 
     from gateway.api import bp as api_bp
+    from gateway.api.upload_views import links_bp
+    from gateway.uploads import LINK_PATH
     from webhooks.receiver import Receiver, bp as webhooks_bp
     app.register_blueprint(api_bp)
+    app.register_blueprint(links_bp)
     app.register_blueprint(webhooks_bp)
     app.wsgi_app = Receiver(app.wsgi_app)   # POST /webhooks/* answered before Flask's request machinery
+
+    def _body_limit() -> int:
+        # A view may take more than GATEWAY_MAX_REQUEST_BYTES by saying so (POST /v1/media: 100 MB documents);
+        # every other endpoint keeps the global limit.
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        return max(getattr(view, "max_request_bytes", 0), settings.max_request_bytes)
 
     @app.before_request
     def _start():
         g.started = time.perf_counter()
         assign_request_id()
-        if request.content_length is not None and request.content_length > settings.max_request_bytes:
+        limit = _body_limit()
+        if limit != settings.max_request_bytes:
+            request.max_content_length = limit   # also bounds a body sent without Content-Length
+        if request.content_length is not None and request.content_length > limit:
             raise RequestEntityTooLarge()
 
     @app.after_request
     def _finish(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
         if log.isEnabledFor(logging.INFO) and request.path not in ("/healthz", "/readyz"):
-            # The path holds only ids; the query string may hold tokens, so it is left out.
-            log.info("request", extra={"method": request.method, "path": request.path,
+            # The path holds only ids; the query string may hold tokens, so it is left out. A media link's
+            # path is its token, a credential: only the prefix is logged.
+            path = LINK_PATH + "<token>" if request.path.startswith(LINK_PATH) else request.path
+            log.info("request", extra={"method": request.method, "path": path,
                                        "status": response.status_code,
                                        "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)})
         return response
@@ -73,9 +87,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc):
+        limit = _body_limit()
         return problem_response(413, "Payload Too Large",
-                                f"the request body exceeds {settings.max_request_bytes} bytes; send less "
-                                f"or raise GATEWAY_MAX_REQUEST_BYTES", slug="payload-too-large")
+                                f"the request body exceeds {limit} bytes; send less" +
+                                (" or raise GATEWAY_MAX_REQUEST_BYTES" if limit == settings.max_request_bytes
+                                 else ", the most this endpoint takes"), slug="payload-too-large")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

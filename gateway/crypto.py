@@ -26,7 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 TOKEN_VERSION = b"\x01"
 NONCE_BYTES = 12
@@ -206,6 +208,16 @@ class Keyring:
                                f"(keys known: {', '.join(self.key_ids)})")
         cipher = self._ciphers[kid] = AESGCM(self._keys[kid])
         return cipher
+
+    def derive(self, kid: str, info: bytes) -> bytes | None:
+        """A 32-byte sub-key of master key ``kid`` for one purpose (``info``), e.g. signing media links; it
+        rotates with the master keys. None when ``kid`` is not (or no longer) in the keyring."""
+        if kid not in self._keys:
+            self._reload()
+        master = self._keys.get(kid)
+        if master is None:
+            return None
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
 
     def _reload(self) -> None:
         if self.path is None or time.monotonic() - self._last_reload < 1.0:

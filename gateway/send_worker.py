@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from psycopg.types.json import Jsonb
 
-from gateway import channels, db, keystore, messages, ratelimit
+from gateway import channels, db, keystore, messages, outbound, ratelimit, uploads
 from gateway.crypto import field_aad
 from gateway.db import uuid7
 from gateway.providers import OutboundMessage, SendResult
@@ -68,9 +68,12 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
     held = _pair_waits(claimed, channels_by_id)
 
     def work(item):
-        row, outbound = item
+        row, message = item
         channel, creds = channels_by_id[row["channel_id"]]
         provider = registry.get(channel["kind"])
+        if isinstance(message, Exception):   # nothing to send: its upload is gone, or links cannot be made
+            return row, SendResult("failed", error_code="media_unavailable",
+                                   reason=_unsendable_reason(message)), channel
         if held.get(row["id"]):
             return row, SendResult("retry", retry_after_s=held[row["id"]], reason=_PAIR_REASON), channel
         if channel["status"] != "active":
@@ -83,7 +86,7 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
         if not permit.take(max_wait_s=20):
             return row, SendResult("retry", retry_after_s=1, reason="rate limit: the queue is long"), channel
         try:
-            return row, provider.send(outbound, channel, creds), channel
+            return row, provider.send(message, channel, creds), channel
         except Exception as exc:   # a provider bug: the request may or may not have gone out
             log.warning("provider send raised", extra={"error": type(exc).__name__})
             return row, SendResult("unknown", reason=f"the provider adapter raised {type(exc).__name__}"), channel
@@ -98,6 +101,12 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
             if result.outcome != "sent":
                 outcomes[str(row["id"])] = _record(conn, account_id, row, result, channel_id=channel["id"])
     return outcomes
+
+
+def _unsendable_reason(exc: Exception) -> str:
+    if isinstance(exc, uploads.NotConfigured):
+        return "media links need GATEWAY_PUBLIC_URL (the address providers reach this gateway at); set it"
+    return str(exc)
 
 
 _PAIR_REASON = "held back: this customer already got the most messages the provider allows in a short time"
@@ -174,6 +183,13 @@ def _claim_many(account_id, message_ids):
             reply_to = content.pop("reply_to_provider_id", None)
             tag = content.pop("tag", None)
             row = dict(row, key=key)
+            try:
+                if outbound.upload_id(row["kind"], content) is not None:
+                    # Our own upload: the provider fetches it from a signed link made now (never stored).
+                    content = uploads.resolve_for_send(conn, account_id=account_id, content=content)
+            except (LookupError, uploads.NotConfigured) as exc:
+                claimed.append((row, exc))
+                continue
             claimed.append((row, OutboundMessage(id=str(row["id"]), to=to["address"], to_kind=to["kind"],
                                                  kind=row["kind"], content=content, reply_to=reply_to, tag=tag)))
     return claimed, channels_by_id

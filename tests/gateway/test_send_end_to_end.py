@@ -305,3 +305,34 @@ def test_pair_rate_holds_back_a_customers_burst_and_sends_each_once(client, sand
     attempts = conn.execute("SELECT attempts FROM messages WHERE account_id = %s AND id = ANY(%s)",
                             (inbox.account_id, ids)).fetchall()
     assert [a["attempts"] for a in attempts] == [1, 1, 1, 1]   # held back is not a failed attempt
+
+
+def test_an_uploaded_image_is_sent_as_a_signed_link_the_provider_can_fetch(client, sandbox, gateway_url, monkeypatch):
+    import dataclasses
+    import io
+
+    from gateway import runtime
+    monkeypatch.setattr(runtime, "_settings", dataclasses.replace(runtime.settings(), public_url=gateway_url))
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    up = inbox.api("POST", "/v1/media", data={"file": (io.BytesIO(png), "plano.png", "image/png")},
+                   content_type="multipart/form-data")
+    assert up.status_code == 201, up.json
+    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type="image",
+               image={"media_id": up.json["id"], "caption": "el plano"})
+    wait_for(lambda: inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] in ("sent", "delivered", "read"),
+             inbox, what="image sent")
+    [got] = [m for m in received(sandbox) if m["http_status"] == 200]
+    link = got["body"]["image"]["link"]
+    assert link.startswith(gateway_url + "/media-links/") and got["body"]["image"]["caption"] == "el plano"
+    with urllib.request.urlopen(link, timeout=10) as r:      # what Meta's fetcher does
+        assert r.read() == png and r.headers["Content-Type"] == "image/png"
+    # An id that is not one of ours is refused before anything is queued; a provider's own id passes.
+    unknown = inbox.api("POST", "/v1/messages", json={"channel_id": ch["id"], "contact_id": contact, "type": "image",
+                                                      "image": {"media_id": "01a20bb3-0000-7000-8000-000000000000"}})
+    assert unknown.status_code == 404 and unknown.json["type"].endswith("/unknown-upload")
+    theirs = send(inbox, channel_id=ch["id"], contact_id=contact, type="image", image={"media_id": "1234567890"})
+    wait_for(lambda: inbox.api("GET", f"/v1/messages/{theirs['id']}").json["status"] in ("sent", "delivered", "read"),
+             inbox, what="provider media id sent")
+    assert [m["body"]["image"] for m in received(sandbox) if m["http_status"] == 200][-1] == {"id": "1234567890"}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 from rq.job import Job, JobStatus
 
-from gateway import db, inbound, jobs, media, runtime
+from gateway import db, inbound, jobs, media, runtime, uploads
 
 log = logging.getLogger("gateway.sweeper")
 MAX_ATTEMPTS = 10
@@ -88,6 +88,9 @@ def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
         counts[sweep.kind] = n
         if n:
             log.info("re-enqueued pending work", extra={"kind": sweep.kind, "count": n})
+    # Uploads past their 30 days are deleted here: nothing may send them any more.
+    with db.connection() as conn:
+        counts["expired_uploads"] = uploads.purge_expired(conn, batch_size=batch)
     return counts
 
 

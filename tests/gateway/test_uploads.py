@@ -313,3 +313,13 @@ def test_links_survive_a_master_key_rotation_and_die_with_their_key(monkeypatch)
     for token in (signed_before, signed_after):
         with pytest.raises(uploads.LinkError, match="signature"):
             uploads.verify_link(token)
+
+
+def test_the_sweeper_deletes_uploads_past_their_days(tenant, conn, public_url):
+    from gateway import sweeper
+    made = upload(tenant, PNG, "image/png", "viejo.png").json
+    conn.execute("UPDATE uploads SET expires_at = now() - interval '1 second' WHERE account_id = %s AND id = %s",
+                 (tenant.id, made["id"]))
+    conn.commit()
+    assert sweeper.sweep_once(grace_s=0)["expired_uploads"] >= 1
+    assert conn.execute("SELECT count(*) AS n FROM uploads WHERE id = %s", (made["id"],)).fetchone()["n"] == 0

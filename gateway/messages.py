@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from psycopg.types.json import Jsonb
@@ -165,6 +166,8 @@ def apply_status(conn, *, account_id, channel_id, provider_message_id: str, stat
     bidx = provider_id_bidx(account_id, provider_message_id)
     row = conn.execute("SELECT id FROM messages WHERE account_id = %s AND channel_id = %s AND provider_id_bidx = %s",
                        (account_id, channel_id, bidx)).fetchone()
+    if row is None and (detail or {}).get("callback_data"):
+        row = _adopt(conn, account_id, channel_id, detail["callback_data"], provider_message_id, bidx)
     if row is None:
         conn.execute(
             "INSERT INTO pending_statuses (account_id, id, channel_id, provider_id_bidx, status, error_code, "
@@ -173,6 +176,33 @@ def apply_status(conn, *, account_id, channel_id, provider_message_id: str, stat
              provider_ts, occurred_at))
         return "pending"
     return _apply_to(conn, account_id, row["id"], status, error_code, error_reason, detail, provider_ts, occurred_at)
+
+
+def _adopt(conn, account_id, channel_id, callback_data: str, provider_message_id: str, bidx: bytes) -> dict | None:
+    """A status that names our message id (WhatsApp's biz_opaque_callback_data, a Messenger echo's metadata)
+    for a message that has no provider id yet - its send timed out, or the worker died mid-call: that is
+    proof it reached the provider. The message takes the provider's id and counts as sent, at once, without
+    waiting for the reconcile sweep and without a resend."""
+    try:
+        message_id = uuid.UUID(str(callback_data))
+    except ValueError:
+        return None
+    found = conn.execute(
+        "SELECT m.id, c.data_key_id FROM messages m JOIN contacts c ON c.account_id = m.account_id "
+        "AND c.id = m.contact_id WHERE m.account_id = %s AND m.id = %s AND m.channel_id = %s "
+        "AND m.direction = 'outbound' AND m.provider_id_bidx IS NULL FOR UPDATE OF m",
+        (account_id, message_id, channel_id)).fetchone()
+    if found is None:
+        return None
+    key = keystore.load_key(conn, account_id=account_id, key_id=found["data_key_id"])
+    conn.execute(
+        "UPDATE messages SET provider_id_bidx = %s, provider_id_enc = %s, "
+        "status = CASE WHEN status_rank >= 2 THEN status ELSE 'sent' END, status_rank = greatest(status_rank, 2), "
+        "sent_at = coalesce(sent_at, now()), last_error = NULL, updated_at = now() "
+        "WHERE account_id = %s AND id = %s",
+        (bidx, key.encrypt(provider_message_id, field_aad("messages", "provider_id", account_id, message_id)),
+         account_id, message_id))
+    return {"id": message_id}
 
 
 def _apply_to(conn, account_id, message_id, status, error_code, error_reason, detail, provider_ts,

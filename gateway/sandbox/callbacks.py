@@ -85,6 +85,20 @@ def whatsapp_status(*, phone_number_id: str, display_phone_number: str, waba_id:
                              waba_id=waba_id, items=[whatsapp_status_item(**item)])
 
 
+def messenger_echo(*, page_id: str, psid: str, mid: str, message: dict) -> dict:
+    """The message_echoes event Meta sends a subscribed page for what it sent: from the page, with the
+    send's ``metadata`` and content."""
+    echo: dict[str, Any] = {"is_echo": True, "app_id": 1517599999999999, "mid": mid}
+    if isinstance(message.get("metadata"), str):
+        echo["metadata"] = message["metadata"]
+    if isinstance(message.get("text"), str):
+        echo["text"] = message["text"]
+    if isinstance(message.get("attachment"), dict):
+        echo["attachments"] = [message["attachment"]]
+    return {"sender": {"id": page_id}, "recipient": {"id": psid}, "timestamp": int(time.time() * 1000),
+            "message": echo}
+
+
 def messenger_item(*, platform: str, page_id: str, psid: str, status: str, mid: str) -> dict:
     """A delivery or read event (Messenger: watermarks; Instagram: messaging_seen with the mid), stamped now."""
     now = int(time.time() * 1000)

@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "status_delay_ms": 100,
     "statuses": ["sent", "delivered", "read"],
     "callbacks": True,
+    "echoes": True,            # Messenger/Instagram: message_echoes for each accepted send
     "batch_window_ms": 20,
     # identity of the simulated business
     "waba_id": "SANDBOX_WABA",
@@ -61,7 +62,7 @@ _NON_NEGATIVE = ("latency_ms", "latency_jitter_ms", "retry_after_s", "timeout_s"
 _CODES = ("whatsapp_error_code", "messenger_error_code", "twilio_error_code")
 _STRINGS = ("access_token", "twilio_auth_token", "gateway_url", "app_secret", "error_details", "waba_id",
             "display_phone_number", "twilio_from")
-_BOOLS = ("async_failure", "callbacks", "strict_templates")
+_BOOLS = ("async_failure", "callbacks", "strict_templates", "echoes")
 STATUS_WORDS = ("sent", "delivered", "read", "played")
 TEMPLATE_STATUSES = ("APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED", "IN_APPEAL")
 

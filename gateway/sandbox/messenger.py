@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.sandbox import errors, ids
-from gateway.sandbox.callbacks import Step, meta_request, messenger_envelope, messenger_item
+from gateway.sandbox.callbacks import Step, meta_request, messenger_echo, messenger_envelope, messenger_item
 from gateway.sandbox.cloud import infrastructure_fault
 from gateway.sandbox.core import Req, Response, Sandbox
 
@@ -146,6 +146,8 @@ def _schedule(sb: Sandbox, cfg: dict, rec: dict, page_id: str, psid: str, messag
     window = cfg["batch_window_ms"] / 1000.0
     # Messenger reports deliveries and reads; Instagram only reads (messaging_seen). Neither has "sent".
     words = [w for w in cfg["statuses"] if w == "read" or (w == "delivered" and platform == "messenger")]
+    if cfg.get("echoes", True):
+        words.insert(0, "echo")    # a page subscribed to message_echoes hears its own sends first
 
     key = (platform, url, secret, page_id)
 
@@ -154,6 +156,9 @@ def _schedule(sb: Sandbox, cfg: dict, rec: dict, page_id: str, psid: str, messag
 
     def step(status: str) -> Step:
         def item():
+            if status == "echo":
+                return messenger_echo(page_id=page_id, psid=psid, mid=message_id,
+                                      message=(rec["body"] or {}).get("message") or {})
             return messenger_item(platform=platform, page_id=page_id, psid=psid, status=status, mid=message_id)
 
         def sent(http_status):

@@ -89,7 +89,7 @@ def test_missing_app_secret_means_no_webhooks(http, make_sandbox, receiver):
 
 
 def test_messenger_delivery_then_read(http, make_sandbox, receiver):
-    sandbox = make_sandbox(gateway_url=receiver.url, app_secret=APP_SECRET, status_delay_ms=30)
+    sandbox = make_sandbox(gateway_url=receiver.url, app_secret=APP_SECRET, status_delay_ms=30, echoes=False)
     resp = http.post(f"{sandbox.url}/v24.0/PAGE1/messages", params={"access_token": "t"},
                      json={"recipient": {"id": "PSID9"}, "message": {"text": "hola"}})
     mid = resp.json()["message_id"]
@@ -108,8 +108,30 @@ def test_messenger_delivery_then_read(http, make_sandbox, receiver):
     assert isinstance(parsed[0], StatusUpdate) and parsed[0].status == "delivered"
 
 
+def test_messenger_echoes_the_send_with_its_metadata_first(http, make_sandbox, receiver):
+    sandbox = make_sandbox(gateway_url=receiver.url, app_secret=APP_SECRET, status_delay_ms=0,
+                           statuses=["delivered"], batch_window_ms=0)
+    mid = http.post(f"{sandbox.url}/v24.0/PAGE1/messages", params={"access_token": "t"},
+                    json={"recipient": {"id": "PSID9"}, "message": {"text": "hola", "metadata": "our-id"}}
+                    ).json()["message_id"]
+    events = []
+    for hook in receiver.wait_for(1):
+        assert meta_signed(hook)
+        events += json.loads(hook["body"])["entry"][0]["messaging"]
+    deadline = time.monotonic() + 5
+    while len(events) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        events = [e for hook in receiver.requests for e in json.loads(hook["body"])["entry"][0]["messaging"]]
+    echo = events[0]
+    assert echo["sender"] == {"id": "PAGE1"} and echo["recipient"] == {"id": "PSID9"}
+    assert echo["message"]["is_echo"] is True and echo["message"]["mid"] == mid
+    assert echo["message"]["metadata"] == "our-id" and echo["message"]["text"] == "hola"
+    assert events[1]["delivery"]["mids"] == [mid]
+
+
 def test_instagram_platform_sends_seen_events(http, make_sandbox, receiver):
-    sandbox = make_sandbox(gateway_url=receiver.url, app_secret=APP_SECRET, status_delay_ms=0, platform="instagram")
+    sandbox = make_sandbox(gateway_url=receiver.url, app_secret=APP_SECRET, status_delay_ms=0, platform="instagram",
+                           echoes=False)
     mid = http.post(f"{sandbox.url}/v24.0/IG1/messages", headers={"Authorization": "Bearer t"},
                     json={"recipient": {"id": "IGSID"}, "message": {"text": "hi"}}).json()["message_id"]
     (hook,) = receiver.wait_for(1)

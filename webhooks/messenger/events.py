@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
@@ -140,6 +141,12 @@ def on_message(event: dict, where: Where) -> list[NormalisedEvent]:
     f = facts(event, where, echo=echo)
     if (problem := _unaddressed("message", event, where, f)) is not None:
         return [problem]
+    if echo and _ours(msg.get("metadata")):
+        # The echo of a message this gateway sent (we put our id in ``metadata``): it settles that message as
+        # sent - also one whose send timed out - instead of being recorded a second time.
+        return [StatusUpdate(external_id=f.external_id, provider_message_id=mid, status="sent",
+                             timestamp=f.timestamp, occurred_at=f.occurred_at, callback_data=msg["metadata"],
+                             recipient=f.customer, recipient_kind=where.identity_kind, detail={"echo": True})]
     reply = msg.get("reply_to")
     common = dict(content=_content(msg, event, where, drop=("mid", "seq")),
                   direction="outbound" if echo else "inbound")
@@ -153,6 +160,17 @@ def on_message(event: dict, where: Where) -> list[NormalisedEvent]:
     kind, text, media = _classify(msg)
     return [_inbound(where, f, provider_message_id=mid, kind=kind, text=text, media=media,
                      reply_to=_str(reply.get("mid")) if isinstance(reply, dict) else None, **common)]
+
+
+def _ours(metadata: Any) -> bool:
+    """True when an echo's metadata is a message id of ours (a UUID), not some other app's metadata."""
+    if not isinstance(metadata, str) or len(metadata) != 36:
+        return False
+    try:
+        uuid.UUID(metadata)
+    except ValueError:
+        return False
+    return True
 
 
 def on_message_edit(event: dict, where: Where) -> list[NormalisedEvent]:

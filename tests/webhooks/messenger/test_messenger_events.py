@@ -163,6 +163,17 @@ def test_echo_is_outbound_with_the_customer_as_sender():
     assert ev.content["app_id"] == "263902037430900" and ev.content["is_echo"] is True
 
 
+def test_echo_of_our_own_send_settles_it_as_sent():
+    ours = "01a20bb3-6b87-7cde-aa39-c1c959a6b562"     # the gateway's message id, sent as metadata
+    ev = one(body(echo_event(mid="m_ours", text="Tu pedido salió", app_id="263902037430900", metadata=ours)))
+    assert isinstance(ev, StatusUpdate)
+    assert (ev.status, ev.provider_message_id, ev.callback_data) == ("sent", "m_ours", ours)
+    assert (ev.external_id, ev.recipient, ev.recipient_kind) == (PAGE, PSID, "psid")
+    # Metadata that is not one of our ids (another app, a person in the Page inbox) stays a message.
+    other = one(body(echo_event(mid="m_theirs", text="hi", metadata="not-a-uuid-but-36-characters-long-xx")))
+    assert other.direction == "outbound" and other.provider_message_id == "m_theirs"
+
+
 def test_echo_from_the_dashboard_test_shape_routes_to_the_page():
     raw = raw_of({"field": "message_echoes", "value": echo_event(mid="m_echo", text="hi")})
     [ev] = PROVIDER.parse(raw, {})

@@ -50,6 +50,21 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
+def _positive(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
+
+
+def send_timeouts(settings: Mapping[str, Any] | None, connect: float, read: float) -> tuple[float, float]:
+    """(connect, read) seconds for a send: a channel's ``send_timeout_s`` overrides the read timeout, or
+    both as [connect, read]; anything unreadable keeps the provider's defaults."""
+    override = (settings or {}).get("send_timeout_s")
+    if isinstance(override, (list, tuple)) and len(override) == 2:
+        return _positive(override[0]) or connect, _positive(override[1]) or read
+    return connect, _positive(override) or read
+
+
 _DIGITS = re.compile(r"\+?\d(?:[\s().-]?\d){7,}")
 
 

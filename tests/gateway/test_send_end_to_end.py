@@ -336,3 +336,33 @@ def test_an_uploaded_image_is_sent_as_a_signed_link_the_provider_can_fetch(clien
     wait_for(lambda: inbox.api("GET", f"/v1/messages/{theirs['id']}").json["status"] in ("sent", "delivered", "read"),
              inbox, what="provider media id sent")
     assert [m["body"]["image"] for m in received(sandbox) if m["http_status"] == 200][-1] == {"id": "1234567890"}
+
+
+def test_messenger_send_that_timed_out_is_settled_by_its_echo_not_resent(client, sandbox, monkeypatch):
+    inbox, _ = _setup(client, sandbox)
+    page = inbox.channel("messenger", settings={"api_base_url": sandbox.url, "send_timeout_s": 0.5})
+    inbox.post_meta("messenger", {"object": "page", "entry": [{"id": page["external_id"], "time": 1, "messaging": [
+        {"sender": {"id": "PSID-echo"}, "recipient": {"id": page["external_id"]},
+         "timestamp": int(time.time() * 1000), "message": {"mid": "m_in_echo", "text": "hola"}}]}]})
+    inbox.drain()
+    contact = [t for t in inbox.threads() if t["channel_kind"] == "messenger"][0]["contact_id"]
+    # Meta takes the message but answers after our read timeout: the outcome is unknown.
+    control(sandbox, "/_sandbox/config", {"timeout_rate": 1.0, "timeout_s": 1, "max_faults": 1})
+    msg = send(inbox, channel_id=page["id"], contact_id=contact, type="text", text={"body": "¿seguimos?"})
+    drain_sends(inbox)
+    shown = inbox.api("GET", f"/v1/messages/{msg['id']}").json
+    assert shown["status"] == "sending" and "unknown" in shown["last_error"]
+    # The reconcile wait (GATEWAY_SEND_RECONCILE_S, 2 minutes by default) is for the provider's webhooks
+    # to arrive; here they are let in first, then the wait is cut short.
+    wait_for(lambda: any(m["http_status"] == 200 for m in received(sandbox)), _NoDrain(inbox), what="provider")
+    control(sandbox, "/_sandbox/wait", {"timeout_s": 10})
+    monkeypatch.setenv("GATEWAY_SEND_RECONCILE_S", "0")
+    # The echo (message_echoes, metadata = our id) proves it went out: adopted, never sent again.
+    done = wait_for(lambda: (m := inbox.api("GET", f"/v1/messages/{msg['id']}").json)["status"] in (
+        "sent", "delivered", "read") and m["provider_message_id"] and m, inbox, what="settled by the echo")
+    accepted = [m for m in received(sandbox) if m["http_status"] == 200]
+    assert len(accepted) == 1 and done["provider_message_id"] == accepted[0]["provider_message_id"]
+    assert done["attempts"] == 1
+    # The echo did not become a second outbound message in the thread.
+    thread = inbox.api("GET", f"/v1/threads/{done['thread_id']}/messages").json["data"]
+    assert [m["direction"] for m in thread] == ["inbound", "outbound"]

@@ -335,7 +335,8 @@ def send(message: OutboundMessage, channel: Mapping[str, Any], credentials: Mapp
         response = session().post(
             endpoint(channel), data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False)
+            timeout=provider_http.send_timeouts(channel.get("settings"), CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+            allow_redirects=False)
     except requests.RequestException as exc:
         return network_outcome(exc, label)
     try:

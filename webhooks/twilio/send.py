@@ -302,7 +302,9 @@ def send(message: OutboundMessage, channel: Mapping[str, Any], credentials: Mapp
     try:
         response = session().post(endpoint(channel, sid), data=form, auth=(sid, token),
                                   headers={"Accept": "application/json"},
-                                  timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False)
+                                  timeout=provider_http.send_timeouts(channel.get("settings"), CONNECT_TIMEOUT_S,
+                                                                      READ_TIMEOUT_S),
+                                  allow_redirects=False)
     except requests.RequestException as exc:
         return network_outcome(exc)
     try:

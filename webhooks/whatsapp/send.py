@@ -239,19 +239,9 @@ def endpoint(channel: Mapping[str, Any]) -> str:
     return f"{base}/{version}/{quote(str(channel['external_id']), safe='')}/messages"
 
 
-def _positive(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) and value > 0 else None
-
-
 def timeouts(settings: Mapping[str, Any]) -> tuple[float, float]:
     """(connect, read) seconds; ``send_timeout_s`` overrides the read timeout, or both as [connect, read]."""
-    override = settings.get("send_timeout_s")
-    if isinstance(override, (list, tuple)) and len(override) == 2:
-        connect, read = _positive(override[0]), _positive(override[1])
-        return connect or CONNECT_TIMEOUT, read or READ_TIMEOUT
-    return CONNECT_TIMEOUT, _positive(override) or READ_TIMEOUT
+    return provider_http.send_timeouts(settings, CONNECT_TIMEOUT, READ_TIMEOUT)
 
 
 retry_after = provider_http.retry_after   # Retry-After as seconds; None when absent or unreadable

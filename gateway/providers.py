@@ -186,3 +186,9 @@ class Provider(Protocol):
         ``channel`` has ``external_id`` and ``settings`` (``api_base_url`` points at the sandbox in tests).
         Never raises for provider or network errors: a connect error is ``retry`` (nothing was sent); a
         read timeout or a connection dropped after the request went out is ``unknown``."""
+
+    # Optional, where the provider can be asked (Twilio's Messages list):
+    # def find_sent(self, message, channel, credentials, since: datetime) -> SendResult | None:
+    #     """Whether an attempt begun at ``since`` whose outcome is unknown reached the provider:
+    #     ``sent`` with its provider id, None when it clearly did not (sending again is safe), or
+    #     ``unknown`` when the provider could not say (ask again later). Never raises."""

@@ -176,23 +176,28 @@ def _claim_many(account_id, message_ids):
                                                                             channel_id=ch["id"]))
         claimed = []
         for row in rows:
-            key = keystore.load_key(conn, account_id=account_id, key_id=keys[row["contact_id"]])
-            content = json.loads(key.decrypt_text(row["content_enc"], field_aad("messages", "content", account_id,
-                                                                                row["id"])))
-            to = content.pop("to")
-            reply_to = content.pop("reply_to_provider_id", None)
-            tag = content.pop("tag", None)
-            row = dict(row, key=key)
+            row = dict(row, key=keystore.load_key(conn, account_id=account_id, key_id=keys[row["contact_id"]]))
             try:
-                if outbound.upload_id(row["kind"], content) is not None:
-                    # Our own upload: the provider fetches it from a signed link made now (never stored).
-                    content = uploads.resolve_for_send(conn, account_id=account_id, content=content)
+                claimed.append((row, _message_for(conn, account_id, row)))
             except (LookupError, uploads.NotConfigured) as exc:
                 claimed.append((row, exc))
-                continue
-            claimed.append((row, OutboundMessage(id=str(row["id"]), to=to["address"], to_kind=to["kind"],
-                                                 kind=row["kind"], content=content, reply_to=reply_to, tag=tag)))
     return claimed, channels_by_id
+
+
+def _message_for(conn, account_id, row) -> OutboundMessage:
+    """What the provider adapter sends for a stored message (``row`` has its content and the contact's key).
+    Raises LookupError / uploads.NotConfigured when its upload cannot be linked."""
+    key = row["key"]
+    content = json.loads(key.decrypt_text(row["content_enc"], field_aad("messages", "content", account_id,
+                                                                        row["id"])))
+    to = content.pop("to")
+    reply_to = content.pop("reply_to_provider_id", None)
+    tag = content.pop("tag", None)
+    if outbound.upload_id(row["kind"], content) is not None:
+        # Our own upload: the provider fetches it from a signed link made now (never stored).
+        content = uploads.resolve_for_send(conn, account_id=account_id, content=content)
+    return OutboundMessage(id=str(row["id"]), to=to["address"], to_kind=to["kind"], kind=row["kind"],
+                           content=content, reply_to=reply_to, tag=tag)
 
 
 def _backoff_s(attempts: int, retry_after: float | None) -> float:
@@ -311,12 +316,17 @@ def _record_opt_out(conn, account_id, row) -> None:
 def reconcile(account_id: str, message_id: str) -> str:
     """Sweeper job for a message left 'sending' (crash or unknown outcome) longer than the reconcile wait.
 
-    WhatsApp echoes our message id (biz_opaque_callback_data) in its status webhooks: if one arrived, the
-    message was sent - adopt its provider id. Otherwise nothing proves it went out, and it is scheduled
-    again (the provider deduplicates nothing, so this is the one place a resend can happen)."""
+    Proof it went out settles it as sent: a status webhook that echoed our id (WhatsApp's
+    biz_opaque_callback_data, a Messenger echo's metadata) adopted it already, or waits in
+    pending_statuses; or the provider, where it can be asked (Twilio's Messages list), has it. A provider
+    that cannot answer now is asked again on the next pass. Only a clean "no" (or a provider that cannot
+    be asked, after the wait) schedules the message again - the one place a resend can happen."""
     with db.connection() as conn:
-        row = conn.execute("SELECT id, channel_id FROM messages WHERE account_id = %s AND id = %s "
-                           "AND status = 'sending' FOR UPDATE SKIP LOCKED", (account_id, message_id)).fetchone()
+        row = conn.execute(
+            "SELECT m.id, m.channel_id, m.contact_id, m.kind, m.content_enc, m.attempts, m.created_at, "
+            "m.send_started_at, c.data_key_id FROM messages m JOIN contacts c ON c.account_id = m.account_id "
+            "AND c.id = m.contact_id WHERE m.account_id = %s AND m.id = %s AND m.status = 'sending' "
+            "FOR UPDATE OF m SKIP LOCKED", (account_id, message_id)).fetchone()
         if row is None:
             return "skipped"
         echoed = conn.execute(
@@ -328,9 +338,45 @@ def reconcile(account_id: str, message_id: str) -> str:
                          "WHERE account_id = %s AND id = %s", (echoed["provider_id_bidx"], account_id, message_id))
             messages._apply_pending(conn, account_id, row["channel_id"], bytes(echoed["provider_id_bidx"]), message_id)
             return "sent"
+        asked = _ask_provider(conn, account_id, row)
+        if asked is not None and asked.outcome == "sent":
+            _record_sent(conn, account_id, [(dict(row, key=keystore.load_key(
+                conn, account_id=account_id, key_id=row["data_key_id"])), asked)])
+            return "sent"
+        if asked is not None and datetime.now(timezone.utc) - row["created_at"] > MAX_AGE:
+            reason = f"gave up: the provider could not say for {MAX_AGE} whether it took the message ({asked.reason})"
+            conn.execute("UPDATE messages SET status = 'failed', status_rank = 6, error_code = 'unknown_outcome', "
+                         "error_reason = %s, last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
+                         (reason, reason, account_id, message_id))
+            return "failed"
+        if asked is not None:   # the provider could not say: no resend on a guess
+            conn.execute("UPDATE messages SET last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
+                         (f"outcome unknown; asking the provider again: {asked.reason}", account_id, message_id))
+            return "waiting"
         conn.execute("UPDATE messages SET status = 'retry_scheduled', status_rank = 0, next_attempt_at = now(), "
                      "last_error = 'no proof the last attempt reached the provider; sending again', "
                      "updated_at = now() WHERE account_id = %s AND id = %s", (account_id, message_id))
-    from gateway import outbound
     outbound.enqueue(account_id, message_id)
     return "rescheduled"
+
+
+def _ask_provider(conn, account_id, row) -> SendResult | None:
+    """The provider's own answer on whether the attempt reached it, where it can be asked; None otherwise."""
+    from webhooks import registry
+    channel = conn.execute("SELECT id, kind, external_id, settings, status FROM channels WHERE account_id = %s "
+                           "AND id = %s", (account_id, row["channel_id"])).fetchone()
+    provider = registry.get(channel["kind"])
+    if not hasattr(provider, "find_sent"):
+        return None
+    keyed = dict(row, key=keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"]))
+    try:
+        message = _message_for(conn, account_id, keyed)
+    except (LookupError, uploads.NotConfigured):
+        return None
+    creds = channels.load_credentials(conn, account_id=account_id, channel_id=channel["id"])
+    since = row["send_started_at"] or row["created_at"]
+    try:
+        return provider.find_sent(message, dict(channel), creds, since)
+    except Exception as exc:   # an adapter bug must not turn into a resend
+        log.warning("provider find_sent raised", extra={"error": type(exc).__name__})
+        return SendResult("unknown", reason=f"the provider adapter raised {type(exc).__name__}")

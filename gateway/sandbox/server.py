@@ -111,6 +111,10 @@ class FastPath:
                   and parts[4] == "Messages.json"):
                 answer = twilio.send(self.sb, Req(environ, read_body(environ)), parts[3])
                 content_type = "application/json; charset=utf-8"
+        elif (method == "GET" and len(parts) == 5 and parts[1] == "2010-04-01" and parts[2] == "Accounts"
+              and parts[4] == "Messages.json"):
+            answer = twilio.list_messages(self.sb, Req(environ, b""), parts[3])
+            content_type = "application/json; charset=utf-8"
         elif (method == "GET" and len(parts) == 6 and parts[1] == "2010-04-01" and parts[2] == "Accounts"
               and parts[4] == "Messages" and parts[5].endswith(".json")):
             answer = twilio.fetch(self.sb, Req(environ, b""), parts[3], parts[5][:-5])

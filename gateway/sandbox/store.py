@@ -168,6 +168,14 @@ class Store:
             item = self.twilio.get(sid)
             return dict(item) if item is not None else None
 
+    def list_twilio(self, account_sid: str, *, to: str | None = None, from_: str | None = None,
+                    limit: int = 50) -> list[dict]:
+        """The account's message resources, newest first, filtered as Twilio's list filters do."""
+        with self.lock:
+            items = [dict(r) for r in reversed(self.twilio.values()) if r["account_sid"] == account_sid
+                     and (to is None or r["to"] == to) and (from_ is None or r["from"] == from_)]
+        return items[:limit]
+
     def update_twilio(self, sid: str, **changes: Any) -> None:
         with self.lock:
             item = self.twilio.get(sid)

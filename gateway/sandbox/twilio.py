@@ -236,6 +236,22 @@ def fetch(sb: Sandbox, req: Req, account_sid: str, sid: str) -> Response:
     return 200, resource, None
 
 
+def list_messages(sb: Sandbox, req: Req, account_sid: str) -> Response:
+    """``GET …/Messages.json?To=&From=&PageSize=``: newest first, one page (what reconciling needs)."""
+    _, denied = _auth(sb, req, account_sid)
+    if denied:
+        return denied
+    try:
+        size = max(1, min(1000, int(req.arg("PageSize") or 50)))
+    except ValueError:
+        status, body = errors.twilio_error(20001, message="PageSize must be an integer")
+        return status, body, None
+    items = sb.store.list_twilio(account_sid, to=req.arg("To") or None, from_=req.arg("From") or None, limit=size)
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+    return 200, {"messages": items, "page": 0, "page_size": size, "first_page_uri": uri, "next_page_uri": None,
+                 "previous_page_uri": None, "uri": uri, "start": 0, "end": max(0, len(items) - 1)}, None
+
+
 def _schedule(sb: Sandbox, cfg: dict, rec: dict, fields: dict, account_sid: str, sid: str, secret: str,
               failure: int | None) -> None:
     if not cfg["callbacks"]:

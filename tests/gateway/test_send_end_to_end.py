@@ -366,3 +366,45 @@ def test_messenger_send_that_timed_out_is_settled_by_its_echo_not_resent(client,
     # The echo did not become a second outbound message in the thread.
     thread = inbox.api("GET", f"/v1/threads/{done['thread_id']}/messages").json["data"]
     assert [m["direction"] for m in thread] == ["inbound", "outbound"]
+
+
+def test_twilio_send_that_timed_out_is_found_through_the_messages_list_not_resent(client, sandbox, monkeypatch):
+    import secrets
+    inbox = make_inbox(client)
+    sms = inbox.channel("twilio", f"+1415{secrets.randbelow(10**7):07d}",
+                        settings={"api_base_url": sandbox.url, "send_timeout_s": 0.5})
+    # Twilio makes the message but answers after our read timeout: the outcome is unknown.
+    control(sandbox, "/_sandbox/config", {"timeout_rate": 1.0, "timeout_s": 1, "max_faults": 1})
+    msg = send(inbox, channel_id=sms["id"], to={"address": "+34600000703"}, type="text", text={"body": "Tu cita"})
+    drain_sends(inbox)
+    assert inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] == "sending"
+    wait_for(lambda: any(m["http_status"] == 201 for m in received(sandbox)), _NoDrain(inbox), what="provider")
+    monkeypatch.setenv("GATEWAY_SEND_RECONCILE_S", "0")
+    done = wait_for(lambda: (m := inbox.api("GET", f"/v1/messages/{msg['id']}").json)["status"] in (
+        "sent", "delivered") and m, inbox, what="found through the list")
+    made = [m for m in received(sandbox) if m["http_status"] == 201]
+    assert len(made) == 1 and done["provider_message_id"] == made[0]["provider_message_id"]
+    assert done["attempts"] == 1
+
+
+def test_twilio_find_sent_matches_only_this_message(sandbox):
+    import secrets
+    from datetime import datetime, timedelta, timezone
+
+    from gateway.providers import OutboundMessage
+    from webhooks.twilio import PROVIDER
+    number = f"+1415{secrets.randbelow(10**7):07d}"
+    channel = {"kind": "twilio", "external_id": number, "settings": {"api_base_url": sandbox.url}}
+    creds = {"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN}
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    sent = OutboundMessage(id="m1", to="+34600000704", to_kind="phone", kind="text", content={"body": "Hola Ana"})
+    other = OutboundMessage(id="m2", to="+34600000704", to_kind="phone", kind="text", content={"body": "Otra"})
+    assert PROVIDER.find_sent(sent, channel, creds, before) is None          # nothing there yet: resend is safe
+    made = PROVIDER.send(sent, channel, creds)
+    found = PROVIDER.find_sent(sent, channel, creds, before)
+    assert found.outcome == "sent" and found.provider_message_id == made.provider_message_id
+    assert PROVIDER.find_sent(other, channel, creds, before) is None       # another body is another message
+    later = datetime.now(timezone.utc) + timedelta(minutes=5)
+    assert PROVIDER.find_sent(sent, channel, creds, later) is None         # made before this attempt began
+    wrong = PROVIDER.find_sent(sent, channel, {"account_sid": TWILIO_SID, "auth_token": "wrong"}, before)
+    assert wrong.outcome == "unknown"                                       # could not ask: no guess

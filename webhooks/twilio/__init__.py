@@ -11,12 +11,14 @@ accepted while a token rotation settles). Sending (``send.py``) uses the Message
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Mapping
 
 from gateway.providers import Media, NormalisedEvent, OutboundMessage, SendResult
 from webhooks.twilio import media as _media
 from webhooks.twilio.capabilities import CAPABILITIES
 from webhooks.twilio import parse as _parse
+from webhooks.twilio import reconcile as _reconcile
 from webhooks.twilio import send as _send
 from webhooks.twilio import signature as _signature
 
@@ -56,6 +58,10 @@ class TwilioProvider:
     def send(self, message: OutboundMessage, channel: Mapping[str, Any],
              credentials: Mapping[str, Any]) -> SendResult:
         return _send.send(message, channel, credentials)
+
+    def find_sent(self, message: OutboundMessage, channel: Mapping[str, Any], credentials: Mapping[str, Any],
+                  since: datetime) -> SendResult | None:
+        return _reconcile.find_sent(message, channel, credentials, since)
 
 
 PROVIDER = TwilioProvider()

@@ -114,6 +114,11 @@ def test_whatsapp_text_is_sent_once_and_goes_sent_delivered_read(client, sandbox
     ("interactive", {"type": "list", "body": "Elige", "button": "Ver", "sections": [
         {"title": "Citas", "rows": [{"id": "lunes", "title": "Lunes"}]}]}),
     ("location", {"latitude": 40.4168, "longitude": -3.7038, "name": "Sol"}),
+    ("video", {"link": "https://example.com/demo.mp4", "caption": "cómo se monta"}),
+    ("audio", {"link": "https://example.com/nota.ogg"}),
+    ("sticker", {"link": "https://example.com/ok.webp"}),
+    ("contacts", [{"name": {"formatted_name": "Soporte", "first_name": "Soporte"},
+                   "phones": [{"phone": "+34910000000", "type": "WORK"}]}]),
 ])
 def test_each_whatsapp_type_reaches_the_provider(client, sandbox, kind, payload):
     inbox, ch = _setup(client, sandbox)
@@ -408,3 +413,63 @@ def test_twilio_find_sent_matches_only_this_message(sandbox):
     assert PROVIDER.find_sent(sent, channel, creds, later) is None         # made before this attempt began
     wrong = PROVIDER.find_sent(sent, channel, {"account_sid": TWILIO_SID, "auth_token": "wrong"}, before)
     assert wrong.outcome == "unknown"                                       # could not ask: no guess
+
+
+def test_reaction_and_read_receipt_on_whatsapp(client, sandbox):
+    inbox, ch = _setup(client, sandbox)
+    contact = _customer(inbox, ch)
+    inbound = inbox.api("GET", f"/v1/threads/{inbox.threads()[0]['id']}/messages").json["data"][0]
+    reaction = send(inbox, channel_id=ch["id"], contact_id=contact, type="reaction",
+                    reaction={"message_id": inbound["id"], "emoji": "👍"})
+    receipt = inbox.api("POST", f"/v1/messages/{inbound['id']}/read")
+    assert receipt.status_code == 202, receipt.json
+    for message_id in (reaction["id"], receipt.json["id"]):
+        wait_for(lambda: inbox.api("GET", f"/v1/messages/{message_id}").json["status"] in (
+            "sent", "delivered", "read"), inbox, what="sent")
+    bodies = [m["body"] for m in received(sandbox) if m["http_status"] == 200]
+    assert {"type": "reaction"}.items() <= bodies[0].items() and bodies[0]["reaction"]["emoji"] == "👍"
+    assert bodies[0]["reaction"]["message_id"] == inbound["provider_message_id"]
+    assert bodies[1]["status"] == "read" and bodies[1]["message_id"] == inbound["provider_message_id"]
+
+
+@pytest.mark.parametrize("kind,payload", [
+    ("text", {"body": "¡Hola!"}),
+    ("image", {"link": "https://example.com/factura.png"}),
+    ("video", {"link": "https://example.com/demo.mp4"}),
+    ("audio", {"link": "https://example.com/nota.mp3"}),
+    ("document", {"link": "https://example.com/f.pdf"}),
+    ("interactive", {"type": "button", "body": "¿Confirmas?", "buttons": [{"id": "si", "title": "Sí"}]}),
+])
+def test_each_messenger_type_reaches_the_provider(client, sandbox, kind, payload):
+    inbox, _ = _setup(client, sandbox)
+    page = inbox.channel("messenger", settings={"api_base_url": sandbox.url})
+    inbox.post_meta("messenger", {"object": "page", "entry": [{"id": page["external_id"], "time": 1, "messaging": [
+        {"sender": {"id": f"PSID-{kind}"}, "recipient": {"id": page["external_id"]},
+         "timestamp": int(time.time() * 1000), "message": {"mid": f"m_{kind}", "text": "hola"}}]}]})
+    inbox.drain()
+    contact = [t for t in inbox.threads() if t["channel_kind"] == "messenger"][0]["contact_id"]
+    msg = send(inbox, channel_id=page["id"], contact_id=contact, type=kind, **{kind: payload})
+    done = wait_for(lambda: (m := inbox.api("GET", f"/v1/messages/{msg['id']}").json)["status"] in (
+        "sent", "delivered", "read") and m, inbox, what=f"messenger {kind} sent")
+    [got] = [m for m in received(sandbox) if m["http_status"] == 200]
+    assert got["body"]["recipient"] == {"id": f"PSID-{kind}"} and got["body"]["message"]["metadata"] == msg["id"]
+    assert done["provider_message_id"] == got["provider_message_id"]
+
+
+@pytest.mark.parametrize("kind,payload", [
+    ("text", {"body": "Tu cita es mañana"}),
+    ("image", {"link": "https://example.com/factura.png", "caption": "tu factura"}),
+    ("document", {"link": "https://example.com/f.pdf"}),
+])
+def test_each_twilio_type_reaches_the_provider(client, sandbox, kind, payload):
+    inbox, sms = _setup(client, sandbox, "twilio")
+    msg = send(inbox, channel_id=sms["id"], to={"address": "+34600000705"}, type=kind, **{kind: payload})
+    done = wait_for(lambda: (m := inbox.api("GET", f"/v1/messages/{msg['id']}").json)["status"] in (
+        "sent", "delivered") and m, inbox, what=f"twilio {kind} sent")
+    [got] = [m for m in received(sandbox) if m["http_status"] == 201]
+    assert done["provider_message_id"] == got["provider_message_id"]
+    refused = inbox.api("POST", "/v1/messages", json={"channel_id": sms["id"], "to": {"address": "+34600000705"},
+                                                      "type": "interactive", "interactive": {
+                                                          "type": "button", "body": "x",
+                                                          "buttons": [{"id": "a", "title": "A"}]}})
+    assert refused.status_code == 422 and refused.json["type"].endswith("/unsupported_message_type")

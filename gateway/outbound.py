@@ -34,6 +34,10 @@ class IdempotencyConflict(Exception):
     pass
 
 
+class InvalidRecipient(ValueError):
+    """The address given in ``to`` is not one the channel can reach (not a phone number, say)."""
+
+
 @dataclass
 class Draft:
     """One message to accept, as the API (or an automation, or a campaign) asks for it."""
@@ -190,7 +194,7 @@ def accept_many(conn, account_id, drafts: list[Draft]) -> list[Accepted | Except
     """Pass each draft through the one send gate and record those that pass, in the caller's transaction.
 
     Each outcome is an ``Accepted`` or the exception that refused that draft (NotFound, send_gate.Refused,
-    IdempotencyConflict); one draft's refusal does not stop the others. The caller commits, then calls
+    IdempotencyConflict, InvalidRecipient); one draft's refusal does not stop the others. The caller commits, then calls
     ``enqueue`` for each created message."""
     outcomes: list[Accepted | Exception | None] = [None] * len(drafts)
     earlier = _earlier_by_key(conn, account_id, [d.idempotency_key for d in drafts if d.idempotency_key])
@@ -207,7 +211,7 @@ def accept_many(conn, account_id, drafts: list[Draft]) -> list[Accepted | Except
         if outcomes[i] is None and d.contact_id is None:
             try:
                 contact_ids[i], given[i] = _contact_for_address(conn, account_id, d)
-            except (NotFound, send_gate.Refused) as exc:
+            except (NotFound, send_gate.Refused, InvalidRecipient) as exc:
                 outcomes[i] = exc
     todo = [i for i in range(len(drafts)) if outcomes[i] is None]
     contexts = send_contexts(conn, account_id, [(drafts[i].channel_id, contact_ids[i]) for i in todo])
@@ -254,7 +258,10 @@ def _contact_for_address(conn, account_id, d: Draft):
     if kind not in kinds:
         raise send_gate.Refused("no_address_for_channel", 422, f"a {channel['kind']} channel reaches "
                                 f"{' or '.join(kinds)} addresses, not {kind}")
-    address = contacts.normalise_address(kind, d.to["address"])
+    try:
+        address = contacts.normalise_address(kind, d.to["address"])
+    except contacts.InvalidAddress as exc:
+        raise InvalidRecipient(f"the {kind} address is not valid: {exc}") from None
     contact_id = merges.resolve_sender(conn, account_id=account_id, identities=[(kind, address)], name=None,
                                        actor="outbound")
     return contact_id, (kind, address)

@@ -22,8 +22,10 @@ def _refused(exc: send_gate.Refused) -> Problem:
     return Problem(exc.status, exc.rule.replace("_", " ").capitalize(), exc.detail, slug=exc.rule, extra=extra)
 
 
-def _problem(exc: Exception) -> Problem:
+def _problem(exc: Exception, pointer: str = "") -> Problem:
     """The problem a refused message answers with (the whole request, or its item in a batch)."""
+    if isinstance(exc, outbound.InvalidRecipient):
+        return Problem(422, "Validation Failed", str(exc), slug="validation-failed", errors=[{"pointer": f"{pointer}/to/address", "detail": str(exc)}])
     if isinstance(exc, send_gate.Refused):
         return _refused(exc)
     if isinstance(exc, outbound.IdempotencyConflict):
@@ -62,7 +64,7 @@ def send_message(conn, principal):
             contact_id=body.get("contact_id"), to=body.get("to"), reply_to_id=body.get("reply_to"),
             purpose=body["purpose"], tag=body.get("tag"), idempotency_key=key,
             body_for_hash=request.get_json())
-    except (outbound.NotFound, outbound.IdempotencyConflict, send_gate.Refused) as exc:
+    except (outbound.NotFound, outbound.IdempotencyConflict, send_gate.Refused, outbound.InvalidRecipient) as exc:
         raise _problem(exc) from None
     if not created:
         return _message(conn, principal, accepted), 200
@@ -121,7 +123,7 @@ def send_batch(conn, principal):
     created = []
     for i, draft, outcome in zip(where, drafts, outcomes):
         if isinstance(outcome, Exception):
-            results[i] = _item_problem(i, _problem(outcome))
+            results[i] = _item_problem(i, _problem(outcome, f"/messages/{i}"))
         elif not outcome.created:
             results[i] = {"index": i, "status": 200, "message": {"id": outcome.message["id"]}}
         else:

@@ -64,16 +64,18 @@ def test_each_item_is_refused_on_its_own_and_leaves_no_row(client, conn):
         {"channel_id": ch["id"], "contact_id": str(uuid.uuid4()), "type": "text", "text": {"body": "¿quién?"}},
         {"channel_id": ch["id"], "contact_id": inside, "type": "text"},
         "not an object",
+        {"channel_id": ch["id"], "to": {"address": "no es un teléfono"}, "type": "text", "text": {"body": "x"}},
     ]})
     assert r.status_code == 200, r.json
     statuses = [item["status"] for item in r.json["data"]]
-    assert statuses == [202, 422, 403, 404, 404, 422, 422]
+    assert statuses == [202, 422, 403, 404, 404, 422, 422, 422]
     problems = [item.get("problem") for item in r.json["data"]]
     assert problems[1]["type"].endswith("/outside_customer_service_window") and "window_closed_at" in problems[1]
     assert problems[2]["type"].endswith("/opted_out")
     assert "channel" in problems[3]["detail"] and "contact" in problems[4]["detail"]
     assert problems[5]["errors"][0]["pointer"] == "/messages/5/text"
-    assert r.json["accepted"] == 1 and r.json["refused"] == 6
+    assert problems[7]["errors"][0]["pointer"] == "/messages/7/to/address" and "+34" in problems[7]["detail"]
+    assert r.json["accepted"] == 1 and r.json["refused"] == 7
     assert [str(row["contact_id"]) for row in _outbound(conn, inbox.account_id)] == [inside]
 
 

@@ -85,6 +85,10 @@ def test_bad_bodies_are_422_naming_the_field_and_unknown_ids_404(client):
     assert r.status_code == 422 and r.json["errors"][0]["pointer"] == "/text"
     r = inbox.api("POST", "/v1/messages", json={"channel_id": ch["id"], "type": "text", "text": {"body": "x"}})
     assert r.status_code == 422 and r.json["errors"][0]["pointer"] == "/contact_id"
+    r = inbox.api("POST", "/v1/messages", json={"channel_id": ch["id"], "to": {"address": "llámame"},
+                                                "type": "text", "text": {"body": "x"}})
+    assert r.status_code == 422 and r.json["errors"][0]["pointer"] == "/to/address" and "+34" in r.json["detail"]
+    assert inbox.api("GET", "/v1/contacts").json["data"] == []       # nothing was made for it
     r = inbox.api("POST", "/v1/messages", json={"channel_id": str(uuid.uuid4()), "to": {"address": "+34600000503"},
                                                 "type": "text", "text": {"body": "x"}})
     assert r.status_code == 404

@@ -217,7 +217,8 @@ def main() -> None:
             f"{args.workers} send workers)")
         print(json.dumps({"sends_per_s": round(sends, 1), "sandbox_capacity_per_s": round(capacity, 1),
                           "ratio": round(sends / capacity, 3), "api_accept_per_s": round(n / (api_done - started), 1),
-                          "messages": n, "per_request": args.batch, "recipients": recipients, "send_workers": args.workers, "connections": 16}))
+                          "messages": n, "per_request": args.batch, "recipients": recipients,
+                          "send_workers": args.workers, "connections": 16}))
     finally:
         for proc in procs:
             if proc.poll() is None:

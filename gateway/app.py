@@ -56,9 +56,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             # The path holds only ids; the query string may hold tokens, so it is left out. A media link's
             # path is its token, a credential: only the prefix is logged.
             path = LINK_PATH + "<token>" if request.path.startswith(LINK_PATH) else request.path
+            elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
             log.info("request", extra={"method": request.method, "path": path,
-                                       "status": response.status_code,
-                                       "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)})
+                                       "status": response.status_code, "ms": round(elapsed_ms, 2)})
         return response
 
     @app.get("/healthz")

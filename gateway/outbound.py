@@ -194,8 +194,8 @@ def accept_many(conn, account_id, drafts: list[Draft]) -> list[Accepted | Except
     """Pass each draft through the one send gate and record those that pass, in the caller's transaction.
 
     Each outcome is an ``Accepted`` or the exception that refused that draft (NotFound, send_gate.Refused,
-    IdempotencyConflict, InvalidRecipient); one draft's refusal does not stop the others. The caller commits, then calls
-    ``enqueue`` for each created message."""
+    IdempotencyConflict, InvalidRecipient); one draft's refusal does not stop the others. The caller
+    commits, then calls ``enqueue`` for each created message."""
     outcomes: list[Accepted | Exception | None] = [None] * len(drafts)
     earlier = _earlier_by_key(conn, account_id, [d.idempotency_key for d in drafts if d.idempotency_key])
     for i, d in enumerate(drafts):

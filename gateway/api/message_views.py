@@ -25,7 +25,8 @@ def _refused(exc: send_gate.Refused) -> Problem:
 def _problem(exc: Exception, pointer: str = "") -> Problem:
     """The problem a refused message answers with (the whole request, or its item in a batch)."""
     if isinstance(exc, outbound.InvalidRecipient):
-        return Problem(422, "Validation Failed", str(exc), slug="validation-failed", errors=[{"pointer": f"{pointer}/to/address", "detail": str(exc)}])
+        return Problem(422, "Validation Failed", str(exc), slug="validation-failed",
+                       errors=[{"pointer": f"{pointer}/to/address", "detail": str(exc)}])
     if isinstance(exc, send_gate.Refused):
         return _refused(exc)
     if isinstance(exc, outbound.IdempotencyConflict):

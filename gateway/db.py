@@ -53,8 +53,15 @@ def _mark_returned(conn: psycopg.Connection) -> None:
 
 
 def _check_if_idle(conn: psycopg.Connection) -> None:
-    if time.monotonic() - getattr(conn, "_gateway_returned_at", 0.0) > _TRUST_RECENT_S:
+    if time.monotonic() - getattr(conn, "_gateway_returned_at", 0.0) <= _TRUST_RECENT_S:
+        return
+    try:
         ConnectionPool.check_connection(conn)
+    except Exception:
+        # The pool backs off (about a second, doubling) after each connection that fails its check: with
+        # every idle connection cut, that outlasts the checkout timeout. Replace them all at once instead.
+        _purge_stale()
+        raise
 
 
 class StaleConnection(Exception):

@@ -105,3 +105,36 @@ def test_database_connections_cut_then_recovered_without_restart(tenant, conn):
         assert _get(web.url + "/readyz")[0] == 200
     finally:
         web.stop()
+
+
+def test_every_pooled_connection_cut_costs_one_short_wait_not_a_timeout(conn):
+    """The pool in this process: all its idle connections cut at once (a failover) must not exhaust the
+    checkout timeout one back-off at a time."""
+    import threading
+
+    from gateway import db
+    db.close()
+    held, release = [], threading.Event()
+
+    def hold():
+        with db.connection() as c:
+            c.execute("SELECT 1")
+            held.append(1)
+            release.wait(10)
+    threads = [threading.Thread(target=hold) for _ in range(6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(held) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    for t in threads:
+        t.join()
+    time.sleep(1.2)     # idle long enough that the pool checks them before handing one out
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    conn.commit()
+    started = time.monotonic()
+    with db.connection(timeout=4) as c:
+        assert c.execute("SELECT 1 AS one").fetchone()["one"] == 1
+    assert time.monotonic() - started < 4

@@ -21,7 +21,6 @@ the last line on stdout is one JSON object with the five figures.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -32,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._timing import timed  # noqa: E402
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
@@ -41,17 +41,7 @@ FIELD_BYTES = 200
 DISTINCT_ROWS = 4096
 
 
-def _timed(fn, *args) -> float:
-    """Seconds taken by fn(*args), with the cyclic GC paused."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        fn(*args)
-        return time.perf_counter() - start
-    finally:
-        if enabled:
-            gc.enable()
+_timed = timed
 
 
 # The four loops share one shape (iterate a prebuilt list of length n) so that

@@ -17,6 +17,7 @@ from webhooks.whatsapp.capabilities import CAPABILITIES
 from webhooks.whatsapp import media as _media
 from webhooks.whatsapp import parse as _parse
 from webhooks.whatsapp import send as _send
+from webhooks.whatsapp import templates as _templates
 from webhooks.whatsapp import verify as _verify
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,14 @@ class WhatsAppProvider:
 
     def send(self, message: OutboundMessage, channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> SendResult:
         return _send.send(message, channel, credentials)
+
+    # Message templates (the templates catalog syncs through these; TemplateApiError on failure).
+    def list_templates(self, channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> list[dict]:
+        return _templates.list_all(channel, credentials)
+
+    def create_template(self, channel: Mapping[str, Any], credentials: Mapping[str, Any],
+                        definition: Mapping[str, Any]) -> dict:
+        return _templates.create(channel, credentials, definition)
 
 
 PROVIDER = WhatsAppProvider()

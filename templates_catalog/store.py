@@ -1,0 +1,84 @@
+"""The template catalog in PostgreSQL: one row per account, WABA, name and language (SQL lives here)."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from psycopg.types.json import Jsonb
+
+from gateway.db import uuid7
+
+_COLUMNS = ("id, waba_id, name, language, category, status, status_reason, quality_score, meta_id, definition, "
+            "synced_at, created_at, updated_at")
+# What Meta's list returns beside the definition itself.
+_META_ONLY = ("id", "status", "quality_score", "rejected_reason", "previous_category")
+
+
+def _definition(doc: Mapping[str, Any]) -> dict:
+    return {k: v for k, v in doc.items() if k not in _META_ONLY}
+
+
+def _quality(doc: Mapping[str, Any]) -> str | None:
+    quality = doc.get("quality_score")
+    if isinstance(quality, Mapping):
+        quality = quality.get("score")
+    return str(quality) if quality else None
+
+
+def upsert_from_meta(conn, *, account_id, waba_id: str, docs: Iterable[Mapping[str, Any]]) -> int:
+    """Store templates as Meta lists them (definition, status, quality, id); returns how many."""
+    n = 0
+    for doc in docs:
+        reason = doc.get("rejected_reason")
+        conn.execute(
+            "INSERT INTO templates (account_id, id, waba_id, name, language, category, status, status_reason, "
+            "quality_score, meta_id, definition, synced_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now()) "
+            "ON CONFLICT (account_id, waba_id, name, language) DO UPDATE SET category = excluded.category, "
+            "status = excluded.status, status_reason = excluded.status_reason, "
+            "quality_score = excluded.quality_score, meta_id = excluded.meta_id, "
+            "definition = excluded.definition, synced_at = now(), updated_at = now()",
+            (account_id, uuid7(), waba_id, doc["name"], doc["language"], doc.get("category"),
+             str(doc.get("status") or "PENDING").upper(), None if reason in (None, "NONE") else str(reason),
+             _quality(doc), None if doc.get("id") is None else str(doc["id"]), Jsonb(_definition(doc))))
+        n += 1
+    return n
+
+
+def get(conn, *, account_id, waba_id: str, name: str, language: str) -> dict | None:
+    return conn.execute(f"SELECT {_COLUMNS} FROM templates WHERE account_id = %s AND waba_id = %s AND name = %s "
+                        "AND language = %s", (account_id, waba_id, name, language)).fetchone()
+
+
+def languages(conn, *, account_id, waba_id: str, name: str) -> dict[str, str]:
+    """Language → status of every translation of ``name``."""
+    return {r["language"]: r["status"] for r in conn.execute(
+        "SELECT language, status FROM templates WHERE account_id = %s AND waba_id = %s AND name = %s "
+        "ORDER BY language", (account_id, waba_id, name)).fetchall()}
+
+
+def has_catalog(conn, *, account_id, waba_id: str) -> bool:
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM templates WHERE account_id = %s AND waba_id = %s) AS x",
+                        (account_id, waba_id)).fetchone()["x"]
+
+
+def list_templates(conn, *, account_id, waba_id: str | None = None, name: str | None = None,
+                   status: str | None = None, limit: int = 100) -> list[dict]:
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM templates WHERE account_id = %s AND (%s::text IS NULL OR waba_id = %s) "
+        "AND (%s::text IS NULL OR name = %s) AND (%s::text IS NULL OR status = %s) "
+        "ORDER BY name, language LIMIT %s",
+        (account_id, waba_id, waba_id, name, name, status, status, limit)).fetchall()
+
+
+def set_status(conn, *, account_id, meta_id: str | None, waba_id: str | None = None, name: str | None = None,
+               language: str | None = None, status: str, reason: str | None = None) -> int:
+    """A status Meta reported (by its template id, or by name and language): rows updated."""
+    reason = None if reason in (None, "NONE") else reason
+    if meta_id:
+        return conn.execute(
+            "UPDATE templates SET status = %s, status_reason = %s, updated_at = now() "
+            "WHERE account_id = %s AND meta_id = %s", (status.upper(), reason, account_id, str(meta_id))).rowcount
+    return conn.execute(
+        "UPDATE templates SET status = %s, status_reason = %s, updated_at = now() WHERE account_id = %s "
+        "AND waba_id = %s AND name = %s AND language = %s",
+        (status.upper(), reason, account_id, waba_id, name, language)).rowcount

@@ -81,14 +81,14 @@ def channel_for_send(conn, account_id, channel_id) -> dict:
 # request): the channel; the contact through a merge, its data key, and every identity of it and of the
 # contacts merged into it; its thread on the channel; and its latest consent action per purpose.
 _CONTEXT = (
-    "SELECT q.ord, ch.id AS channel_id, ch.kind AS channel_kind, ch.external_id, ch.status, ch.paused_reason, "
-    "ch.has_credentials, r.id AS root, r.data_key_id, i.id AS identity_id, i.kind AS identity_kind, "
+    "SELECT q.ord, ch.id AS channel_id, ch.kind AS channel_kind, ch.external_id, ch.group_id, ch.status, "
+    "ch.paused_reason, ch.has_credentials, r.id AS root, r.data_key_id, i.id AS identity_id, i.kind AS identity_kind, "
     "i.address_enc, t.id AS thread_id, t.last_inbound_at, cs.consent "
     "FROM unnest(%(chs)s::uuid[], %(cts)s::uuid[]) WITH ORDINALITY AS q(channel_id, contact_id, ord) "
     # Each step is an index look-up by the previous one's key, whatever the planner guesses from a young
     # table's statistics: LIMIT / OFFSET 0 keep every LATERAL a per-row subquery (pulled up into joins,
     # they became scans of every contact and thread of the account, repeated for each message).
-    "LEFT JOIN LATERAL (SELECT id, kind, external_id, status, paused_reason, "
+    "LEFT JOIN LATERAL (SELECT id, kind, external_id, group_id, status, paused_reason, "
     "(credentials_enc IS NOT NULL) AS has_credentials FROM channels "
     "WHERE account_id = %(a)s AND id = q.channel_id LIMIT 1) ch ON true "
     "LEFT JOIN LATERAL (SELECT r.id, r.data_key_id FROM contacts r WHERE r.account_id = %(a)s AND r.id = "
@@ -144,7 +144,7 @@ def send_contexts(conn, account_id, pairs: list[tuple]) -> list[SendContext | No
             continue
         out.append(SendContext(
             channel={"id": first["channel_id"], "kind": first["channel_kind"], "external_id": first["external_id"],
-                     "status": first["status"], "paused_reason": first["paused_reason"],
+                     "group_id": first["group_id"], "status": first["status"], "paused_reason": first["paused_reason"],
                      "has_credentials": first["has_credentials"]},
             contact_id=first["root"],
             key=keystore.load_key(conn, account_id=account_id, key_id=first["data_key_id"]),
@@ -296,6 +296,8 @@ def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given:
     if reply_provider_id:
         stored["reply_to_provider_id"] = reply_provider_id
     text = content.get("body") if d.kind == "text" else content.get("caption")
+    if d.kind == "template":
+        text = stored.pop("rendered_text", None)   # what the customer sees, when the catalog rendered it
     if thread is None:   # the first message to this contact on this channel
         thread = messages.thread_for(conn, account_id=account_id, contact_id=ctx.contact_id,
                                      channel_id=ctx.channel["id"])

@@ -95,7 +95,16 @@ class TemplateContent(StrictSchema):
     name = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,512}$",
                          error="template names are lowercase letters, digits and underscores"))
     language = fields.String(required=True, validate=validate.Length(min=2, max=15))
+    # Either Cloud API components as they are, or parameters the catalog renders and checks (see
+    # templates_catalog.render: a list or map for the body, or {header, body, buttons, …}).
     components = fields.List(fields.Dict(), load_default=list)
+    parameters = fields.Raw()
+
+    @validates_schema
+    def _one_form(self, data, **kwargs):
+        if data.get("components") and data.get("parameters") is not None:
+            raise ValidationError("give parameters (checked against the synced catalog) or components, not both",
+                                  field_name="parameters")
 
 
 class Button(StrictSchema):

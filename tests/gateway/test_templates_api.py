@@ -110,3 +110,75 @@ def test_sync_says_what_to_fix(client, sandbox):
     assert r.status_code == 502 and r.json["provider_code"] == "190" and "Meta answered 401" in r.json["detail"]
     assert inbox.api("POST", "/v1/templates/sync", json={}).status_code == 422
     assert inbox.api("GET", "/v1/templates").status_code == 400
+
+
+# --- sending through the catalog (the send gate's template rules) -------------------------------------
+
+def _synced(client, sandbox):
+    inbox, ch, waba, made = _setup(client, sandbox)
+    assert inbox.api("POST", "/v1/templates/sync", json={"channel_id": ch["id"]}).status_code == 200
+    return inbox, ch, waba, made
+
+
+def _send_template(inbox, ch, **template):
+    return inbox.api("POST", "/v1/messages", json={"channel_id": ch["id"], "to": {"address": "+34600000810"},
+                                                   "type": "template", "template": template})
+
+
+def _outbound(inbox) -> int:
+    from gateway import db
+    with db.connection() as c:
+        return c.execute("SELECT count(*) AS n FROM messages WHERE account_id = %s AND direction = 'outbound'",
+                         (inbox.account_id,)).fetchone()["n"]
+
+
+def test_a_template_send_is_rendered_from_the_catalog_and_shows_what_the_customer_sees(client, sandbox):
+    from tests.gateway.test_send_end_to_end import received, wait_for
+    inbox, ch, _, _ = _synced(client, sandbox)
+    r = _send_template(inbox, ch, name="order_confirmation", language="en_US", parameters={
+        "header": {"type": "document", "document": {"link": "https://example.com/r.pdf"}},
+        "body": ["Pablo", "860198-230332"]})
+    assert r.status_code == 202, r.json
+    assert "Thank you for your order, Pablo!" in r.json["text"] and "[Contact Support]" in r.json["text"]
+    wait_for(lambda: inbox.api("GET", f"/v1/messages/{r.json['id']}").json["status"] in (
+        "sent", "delivered", "read"), inbox, what="template sent")
+    [got] = [m for m in received(sandbox) if m["http_status"] == 200]
+    sent = got["body"]["template"]
+    assert sent["name"] == "order_confirmation" and sent["language"]["code"] == "en_US"
+    body = [c for c in sent["components"] if c["type"] == "body"][0]
+    assert [p["text"] for p in body["parameters"]] == ["Pablo", "860198-230332"]
+
+
+def test_template_refusals_name_the_rule_and_queue_nothing(client, sandbox):
+    from tests.gateway.test_send_end_to_end import control
+    inbox, ch, _, made = _synced(client, sandbox)
+    missing = _send_template(inbox, ch, name="order_confirmation", language="en_US", parameters={"body": ["Pablo"]})
+    assert missing.status_code == 422 and missing.json["type"].endswith("/template_parameters")
+    assert any("{{2}}" in e["parameter"] for e in missing.json["errors"])
+    assert all(e["pointer"] == "/template/parameters" for e in missing.json["errors"])
+    french = _send_template(inbox, ch, name="order_confirmation", language="fr", parameters=["a", "b"])
+    assert french.status_code == 404 and french.json["type"].endswith("/template_not_found")
+    assert french.json["languages"] == {"en_US": "APPROVED", "es": "APPROVED"}
+    unknown = _send_template(inbox, ch, name="no_such_template", language="en_US", parameters=[])
+    assert unknown.status_code == 404 and "sync" in unknown.json["detail"]
+    control(sandbox, f"/_sandbox/templates/{made['order_delivery_update']['id']}/status",
+            {"status": "DISABLED", "reason": "LOW_QUALITY"})
+    control(sandbox, "/_sandbox/wait", {"timeout_s": 10})
+    inbox.drain()
+    disabled = _send_template(inbox, ch, name="order_delivery_update", language="en_US", parameters=[])
+    assert disabled.status_code == 422 and disabled.json["type"].endswith("/template_not_sendable")
+    assert "DISABLED (LOW_QUALITY)" in disabled.json["detail"]
+    both = _send_template(inbox, ch, name="order_confirmation", language="en_US", parameters=["a"],
+                          components=[{"type": "body", "parameters": []}])
+    assert both.status_code == 422 and both.json["errors"][0]["pointer"] == "/template/parameters"
+    assert _outbound(inbox) == 0
+
+
+def test_without_a_synced_catalog_components_pass_and_parameters_ask_for_a_sync(client, sandbox):
+    inbox = make_inbox(client)
+    ch = inbox.channel("whatsapp", group_id=f"WABA{secrets.randbelow(10**9)}", settings={"api_base_url": sandbox.url})
+    raw = _send_template(inbox, ch, name="anything", language="es", components=[
+        {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}])
+    assert raw.status_code == 202, raw.json
+    asks = _send_template(inbox, ch, name="anything", language="es", parameters=["Ana"])
+    assert asks.status_code == 409 and asks.json["type"].endswith("/template_catalog_not_synced")

@@ -182,3 +182,22 @@ def test_without_a_synced_catalog_components_pass_and_parameters_ask_for_a_sync(
     assert raw.status_code == 202, raw.json
     asks = _send_template(inbox, ch, name="anything", language="es", parameters=["Ana"])
     assert asks.status_code == 409 and asks.json["type"].endswith("/template_catalog_not_synced")
+
+
+def test_a_queued_send_of_a_template_meta_then_paused_fails_with_that_reason(client, sandbox):
+    from tests.gateway.test_send_end_to_end import control, drain_sends, received
+    inbox, ch, _, made = _synced(client, sandbox)
+    queued = _send_template(inbox, ch, name="order_confirmation", language="en_US", parameters={
+        "header": {"type": "document", "document": {"link": "https://example.com/r.pdf"}},
+        "body": ["Pablo", "860198-230332"]})
+    assert queued.status_code == 202, queued.json
+    # Meta pauses it before the worker gets to the message.
+    control(sandbox, f"/_sandbox/templates/{made['order_confirmation']['id']}/status",
+            {"status": "PAUSED", "reason": "LOW_QUALITY"})
+    control(sandbox, "/_sandbox/wait", {"timeout_s": 10})
+    inbox.drain()
+    drain_sends(inbox, rounds=2)
+    failed = inbox.api("GET", f"/v1/messages/{queued.json['id']}").json
+    assert failed["status"] == "failed" and failed["error"]["code"] == "template_not_sendable"
+    assert "PAUSED (LOW_QUALITY)" in failed["error"]["reason"]
+    assert [m for m in received(sandbox) if m["http_status"] == 200] == []   # never reached Meta

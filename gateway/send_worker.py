@@ -179,14 +179,22 @@ def _claim_many(account_id, message_ids):
             row = dict(row, key=keystore.load_key(conn, account_id=account_id, key_id=keys[row["contact_id"]]))
             try:
                 claimed.append((row, _message_for(conn, account_id, row)))
-            except (LookupError, uploads.NotConfigured) as exc:
+            except (LookupError, uploads.NotConfigured, Unreadable) as exc:
                 claimed.append((row, exc))
+            except Exception as exc:   # one unreadable row must not fail (and so block) the whole batch
+                log.warning("stored message unreadable", extra={"error": type(exc).__name__})
+                claimed.append((row, Unreadable(f"the stored message could not be read ({type(exc).__name__}); "
+                                                "nothing was sent")))
         claimed = _stop_unsendable_templates(conn, account_id, claimed, channels_by_id)
     return claimed, channels_by_id
 
 
 class TemplateNotSendable(Exception):
     code = "template_not_sendable"
+
+
+class Unreadable(Exception):
+    code = "unreadable"
 
 
 def _stop_unsendable_templates(conn, account_id, claimed, channels_by_id) -> list:
@@ -220,6 +228,8 @@ def _message_for(conn, account_id, row) -> OutboundMessage:
     """What the provider adapter sends for a stored message (``row`` has its content and the contact's key).
     Raises LookupError / uploads.NotConfigured when its upload cannot be linked."""
     key = row["key"]
+    if row["content_enc"] is None:
+        raise Unreadable("the message has no content to send; nothing was sent")
     content = json.loads(key.decrypt_text(row["content_enc"], field_aad("messages", "content", account_id,
                                                                         row["id"])))
     to = content.pop("to")
@@ -403,7 +413,7 @@ def _ask_provider(conn, account_id, row) -> SendResult | None:
     keyed = dict(row, key=keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"]))
     try:
         message = _message_for(conn, account_id, keyed)
-    except (LookupError, uploads.NotConfigured):
+    except (LookupError, uploads.NotConfigured, Unreadable, ValueError):
         return None
     creds = channels.load_credentials(conn, account_id=account_id, channel_id=channel["id"])
     since = row["send_started_at"] or row["created_at"]

@@ -38,7 +38,8 @@ def test_dump_has_no_phone_number_and_no_message_text(tenant, conn):
     messages.record_message(conn, account_id=tenant.id, contact_id=api["id"], channel_id=channel["id"],
                             direction="inbound", body=TEXT, provider_message_id="wamid.HBgLMzQ2MTEyMjMzNDQV")
     messages.record_message(conn, account_id=tenant.id, contact_id=api["id"], channel_id=channel["id"],
-                            direction="outbound", body="Claro, " + TEXT)
+                            direction="outbound", body="Claro, " + TEXT, status="sent",
+                            content={"to": {"kind": "phone", "address": PHONE}, "body": "Claro, " + TEXT})
     from gateway import inbound
     inbound.store_event(conn, account_id=tenant.id, channel_id=channel["id"], provider="sandbox",
                         dedupe_key="evt-1", raw=f'{{"from": "{PHONE}", "text": "{TEXT}"}}'.encode())

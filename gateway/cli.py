@@ -229,6 +229,43 @@ def channels_list(account):
 
 
 @main.group()
+def templates():
+    """WhatsApp message templates kept as files (see templates_catalog/)."""
+
+
+@templates.command("validate")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def templates_validate(directory):
+    """Check every template file (.json, .yaml, .yml) in DIRECTORY against Meta's rules; for CI: the exit
+    status is 1 when any template breaks a rule or a file cannot be read."""
+    from templates_catalog.definition import TemplateLoadError, iter_files, load_file
+    from templates_catalog.validate import validate
+    files = list(iter_files(directory))
+    checked = broken = 0
+    with click.progressbar(files, label="validating", file=sys.stderr, show_pos=True) as bar:
+        report = []
+        for path in bar:
+            try:
+                found = load_file(path)
+            except TemplateLoadError as exc:
+                report.append(f"{exc}")
+                broken += 1
+                continue
+            for template in found:
+                checked += 1
+                issues = validate(template)
+                if issues:
+                    broken += 1
+                    report.append(f"{path}: {template.name} ({template.language}): {len(issues)} problem(s)")
+                    report.extend(f"  {issue.pointer or '/'}: {issue.message} [{issue.rule}]" for issue in issues)
+    for line in report:
+        click.echo(line)
+    click.echo(f"{checked} template(s) in {len(files)} file(s): "
+               f"{'all valid' if not broken else f'{broken} with problems'}")
+    sys.exit(1 if broken else 0)
+
+
+@main.group()
 def sandbox():
     """The sandbox provider: a local stand-in for the Cloud API, Messenger and Twilio (no real credentials)."""
 

@@ -44,26 +44,12 @@ def _capabilities(channel_kind: str) -> dict:
     return dict(getattr(provider, "capabilities", {}) or {})
 
 
-def _state(conn, account_id, contact_id, channel: dict) -> tuple[dict[str, str], dict | None]:
-    """In one query: the latest consent action per purpose for this contact on this channel kind ('all'
-    covers every purpose), and the contact's thread on the channel (None before the first message)."""
-    row = conn.execute(
-        "SELECT t.id, t.last_inbound_at, (SELECT coalesce(jsonb_object_agg(purpose, action), '{}'::jsonb) FROM "
-        "(SELECT DISTINCT ON (purpose) purpose, action FROM consent_events WHERE account_id = %s "
-        "AND contact_id = %s AND channel_kind IN (%s, 'all') ORDER BY purpose, occurred_at DESC, recorded_at DESC) c"
-        ") AS consent FROM (SELECT 1) AS one LEFT JOIN threads t ON t.account_id = %s AND t.contact_id = %s "
-        "AND t.channel_id = %s",
-        (account_id, contact_id, channel["kind"], account_id, contact_id, channel["id"])).fetchone()
-    thread = {"id": row["id"], "last_inbound_at": row["last_inbound_at"]} if row["id"] is not None else None
-    return row["consent"], thread
-
-
-def check(conn, account_id, req: Request, now: datetime | None = None,
-          state: tuple[dict[str, str], dict | None] | None = None) -> dict | None:
+def check(conn, account_id, req: Request, *, state: tuple[dict[str, str], dict | None],
+          now: datetime | None = None) -> dict | None:
     """Pass (returning the contact's thread on the channel, if any, for the caller to reuse) or raise Refused.
 
-    ``state`` is (consent by purpose, thread) when the caller read them in its own query this transaction
-    (as ``outbound.send_context`` does); otherwise the gate reads them."""
+    ``state`` is (latest consent action by purpose, thread) as the caller read them in this transaction
+    (``outbound.send_contexts`` reads them for a whole batch in one query)."""
     now = now or datetime.now(timezone.utc)
     channel = req.channel
     if channel["status"] == "paused":
@@ -85,7 +71,7 @@ def check(conn, account_id, req: Request, now: datetime | None = None,
         raise Refused("text_too_long", 422, f"the text has {len(text)} characters; a {channel['kind']} message "
                       f"takes at most {limit}")
 
-    consent, thread = state if state is not None else _state(conn, account_id, req.contact_id, channel)
+    consent, thread = state
     if consent.get("all") == "withdrawn" or consent.get(req.purpose) == "withdrawn":
         if req.purpose != "opt_out_confirmation":
             raise Refused("opted_out", 403, f"the contact opted out of {req.purpose} messages on "
@@ -119,16 +105,16 @@ def _check_template(conn, account_id, channel: dict, content: dict) -> None:
     (``content["rendered_text"]``). A business account never synced is not checked (raw components pass)."""
     from templates_catalog import render, store
     waba = channel.get("group_id")
-    if not waba or not store.has_catalog(conn, account_id=account_id, waba_id=waba):
-        if content.get("parameters") is not None:
-            raise Refused("template_catalog_not_synced", 409, "parameters are rendered from the template "
-                          "catalog, which this channel's business account does not have yet: sync it "
-                          "(POST /v1/templates/sync) or send Cloud API components")
-        return
     name, language = content.get("name"), content.get("language")
-    row = store.get(conn, account_id=account_id, waba_id=waba, name=name, language=language)
+    row = store.get(conn, account_id=account_id, waba_id=waba, name=name, language=language) if waba else None
     if row is None:
-        have = store.languages(conn, account_id=account_id, waba_id=waba, name=name)
+        have = store.languages(conn, account_id=account_id, waba_id=waba, name=name) if waba else {}
+        if not have and not (waba and store.has_catalog(conn, account_id=account_id, waba_id=waba)):
+            if content.get("parameters") is not None:
+                raise Refused("template_catalog_not_synced", 409, "parameters are rendered from the template "
+                              "catalog, which this channel's business account does not have yet: sync it "
+                              "(POST /v1/templates/sync) or send Cloud API components")
+            return
         detail = (f"template {name!r} has no {language} translation; it exists in {', '.join(have)}" if have
                   else f"no template named {name!r} in this business account; check the name or sync the "
                   "catalog (POST /v1/templates/sync)")

@@ -73,7 +73,7 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
         provider = registry.get(channel["kind"])
         if isinstance(message, Exception):   # nothing to send: an upload gone, no links, a template paused
             return row, SendResult("failed", error_code=getattr(message, "code", "media_unavailable"),
-                                   reason=_unsendable_reason(message)), channel
+                                   reason=str(message)), channel
         if held.get(row["id"]):
             return row, SendResult("retry", retry_after_s=held[row["id"]], reason=_PAIR_REASON), channel
         if channel["status"] != "active":
@@ -101,12 +101,6 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
             if result.outcome != "sent":
                 outcomes[str(row["id"])] = _record(conn, account_id, row, result, channel_id=channel["id"])
     return outcomes
-
-
-def _unsendable_reason(exc: Exception) -> str:
-    if isinstance(exc, uploads.NotConfigured):
-        return "media links need GATEWAY_PUBLIC_URL (the address providers reach this gateway at); set it"
-    return str(exc)
 
 
 _PAIR_REASON = "held back: this customer already got the most messages the provider allows in a short time"

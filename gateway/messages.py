@@ -336,6 +336,10 @@ def _attach_history(conn, account_id, messages: list[dict]) -> None:
     by_id = {m["id"]: m for m in messages}
     for m in messages:
         m["statuses"], m["media"] = [], []
+    # Providers do not promise order (a 'read' can arrive before its 'delivered'): history reads in the
+    # provider's time. Their clocks tell whole seconds, so within one second a status sorts by how far it got.
+    events = sorted(events, key=lambda e: ((e["occurred_at"] or e["created_at"]).replace(microsecond=0),
+                                           STATUS_RANK.get(e["status"], 0), e["created_at"]))
     for e in events:
         by_id[e["message_id"]]["statuses"].append(
             {"status": e["status"], "at": e["occurred_at"] or e["created_at"], "provider_ts": e["provider_ts"],

@@ -54,27 +54,41 @@ def audit(conn, *, account_id, actor: str, action: str, target_type: str | None 
          None if target_id is None else str(target_id), Jsonb(detail or {})))
 
 
-def create_account(conn, *, name: str, timezone_name: str = "UTC", actor: str = "cli") -> dict:
+_ACCOUNT = "id, name, timezone, default_language, created_at"
+
+
+def create_account(conn, *, name: str, timezone_name: str = "UTC", default_language: str | None = None,
+                   actor: str = "cli") -> dict:
     account_id = uuid7()
     row = conn.execute(
-        "INSERT INTO accounts (id, name, timezone) VALUES (%s, %s, %s) RETURNING id, name, timezone, created_at",
-        (account_id, name, timezone_name)).fetchone()
+        f"INSERT INTO accounts (id, name, timezone, default_language) VALUES (%s, %s, %s, %s) RETURNING {_ACCOUNT}",
+        (account_id, name, timezone_name, default_language)).fetchone()
     audit(conn, account_id=account_id, actor=actor, action="account.created",
           target_type="account", target_id=account_id)
     return row
 
 
 def get_account(conn, *, account_id) -> dict | None:
-    return conn.execute("SELECT id, name, timezone, created_at FROM accounts WHERE id = %s",
-                        (account_id,)).fetchone()
+    return conn.execute(f"SELECT {_ACCOUNT} FROM accounts WHERE id = %s", (account_id,)).fetchone()
+
+
+def update_account(conn, *, account_id, changes: dict, actor: str) -> dict:
+    """Set the account's time zone and/or default language (only the keys given)."""
+    allowed = {k: v for k, v in changes.items() if k in ("timezone", "default_language")}
+    if allowed:
+        sets = ", ".join(f"{k} = %({k})s" for k in allowed)
+        conn.execute(f"UPDATE accounts SET {sets} WHERE id = %(id)s", {**allowed, "id": account_id})
+        audit(conn, account_id=account_id, actor=actor, action="account.updated", target_type="account",
+              target_id=account_id, detail={"fields": sorted(allowed)})
+    return get_account(conn, account_id=account_id)
 
 
 def list_accounts(conn) -> list[dict]:
-    return conn.execute("SELECT id, name, timezone, created_at FROM accounts ORDER BY created_at").fetchall()
+    return conn.execute(f"SELECT {_ACCOUNT} FROM accounts ORDER BY created_at").fetchall()
 
 
 def find_account_by_name(conn, *, name: str) -> dict | None:
-    return conn.execute("SELECT id, name, timezone, created_at FROM accounts WHERE name = %s "
+    return conn.execute(f"SELECT {_ACCOUNT} FROM accounts WHERE name = %s "
                         "ORDER BY created_at LIMIT 1", (name,)).fetchone()
 
 

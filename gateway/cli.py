@@ -71,7 +71,8 @@ def accounts():
 @accounts.command("create")
 @click.argument("name")
 @click.option("--timezone", "tz", default="UTC", show_default=True, help="IANA time zone of the business.")
-def accounts_create(name, tz):
+@click.option("--language", default=None, help="Default language for templates, e.g. es or pt_BR.")
+def accounts_create(name, tz, language):
     """Create an account and print its id."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
     from gateway import accounts as acc, db
@@ -81,8 +82,9 @@ def accounts_create(name, tz):
         raise click.BadParameter(f"{tz!r} is not an IANA time zone; e.g. Europe/Madrid", param_hint="--timezone")
     _init()
     with db.connection() as conn:
-        row = acc.create_account(conn, name=name, timezone_name=tz, actor="cli")
-    click.echo(json.dumps({"id": str(row["id"]), "name": row["name"], "timezone": row["timezone"]}))
+        row = acc.create_account(conn, name=name, timezone_name=tz, default_language=language, actor="cli")
+    click.echo(json.dumps({"id": str(row["id"]), "name": row["name"], "timezone": row["timezone"],
+                           "default_language": row["default_language"]}))
 
 
 @accounts.command("list")
@@ -263,6 +265,127 @@ def templates_validate(directory):
     click.echo(f"{checked} template(s) in {len(files)} file(s): "
                f"{'all valid' if not broken else f'{broken} with problems'}")
     sys.exit(1 if broken else 0)
+
+
+def _whatsapp_channel(conn, account_id, value: str | None):
+    """The channel given by id, else the account's only WhatsApp channel."""
+    from gateway import channels as ch
+    if value:
+        return _uuid(value, "channel")
+    found = [r["id"] for r in ch.list_channels(conn, account_id=account_id) if r.get("group_id")]
+    if len(found) != 1:
+        raise click.ClickException(f"the account has {len(found) or 'no'} WhatsApp channel(s) with a business "
+                                   "account id; pass --channel (see `gateway channels list`)")
+    return found[0]
+
+
+def _catalog_options(f):
+    f = click.option("--channel", default=None, help="WhatsApp channel id (default: the account's only one).")(f)
+    return click.option("--account", "account", required=True, help="Account id or name.")(f)
+
+
+@templates.command("sync")
+@_catalog_options
+def templates_sync(account, channel):
+    """Pull every template of the channel's WhatsApp Business Account from Meta, with status and quality."""
+    from gateway import db
+    from templates_catalog import sync
+    _init()
+    with db.connection() as conn:
+        account_id = _account_id(conn, account)
+        try:
+            result = sync.pull(conn, account_id=account_id, channel_id=_whatsapp_channel(conn, account_id, channel))
+        except sync.SyncError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"{result['pulled']} template(s) synced from business account {result['waba_id']}")
+
+
+@templates.command("push")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_catalog_options
+@click.option("--dry-run", is_flag=True, help="Say what would be created or edited; submit nothing.")
+def templates_push(directory, account, channel, dry_run):
+    """Submit the new and changed templates in DIRECTORY to Meta for review (each validated first). The exit
+    status is 1 when any template is invalid, refused or failed."""
+    from gateway import db
+    from templates_catalog import push
+    from templates_catalog.definition import TemplateLoadError, iter_files, load_file
+    definitions, unreadable = [], []
+    for path in iter_files(directory):
+        try:
+            definitions.extend(load_file(path))
+        except TemplateLoadError as exc:
+            unreadable.append(str(exc))
+    _init()
+    with db.connection() as conn:
+        account_id = _account_id(conn, account)
+        channel_id = _whatsapp_channel(conn, account_id, channel)
+    counts: dict[str, int] = {}
+    with click.progressbar(length=len(definitions), label="pushing", file=sys.stderr, show_pos=True) as bar:
+        def shown(outcome):
+            counts[outcome.result] = counts.get(outcome.result, 0) + 1
+            bar.update(1)
+            if outcome.result not in ("unchanged",):
+                click.echo(f"\n{outcome.name} ({outcome.language}): {outcome.result}: {outcome.detail}", err=True)
+                for issue in outcome.problems:
+                    click.echo(f"  {issue.pointer or '/'}: {issue.message} [{issue.rule}]", err=True)
+        try:
+            push.push(db.connection, account_id=account_id, channel_id=channel_id, definitions=definitions,
+                      dry_run=dry_run, progress=shown)
+        except push.sync.SyncError as exc:
+            raise click.ClickException(str(exc)) from None
+    for line in unreadable:
+        click.echo(line)
+    click.echo(", ".join(f"{n} {result}" for result, n in sorted(counts.items())) or "no templates found")
+    sys.exit(1 if unreadable or any(counts.get(r) for r in ("invalid", "refused", "failed")) else 0)
+
+
+@templates.command("preview")
+@click.argument("name")
+@click.option("--parameters", default=None, help='JSON: a list ["Ana", "42"], a map, or {"body": …, "buttons": …}.')
+@click.option("--language", default=None, help="Which translation (default: the only one).")
+@click.option("--dir", "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Render from template files instead of the synced catalog.")
+@click.option("--account", "account", default=None, help="Account id or name (catalog preview).")
+@click.option("--channel", default=None, help="WhatsApp channel id (default: the account's only one).")
+def templates_preview(name, parameters, language, directory, account, channel):
+    """Render a template with parameters: the text the customer sees, its SMS form and the Cloud API object;
+    exit status 1 with every problem when the parameters do not fit."""
+    from templates_catalog import render
+    try:
+        values = json.loads(parameters) if parameters is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint="--parameters") from None
+    if directory is not None:
+        from templates_catalog.definition import load_dir
+        found = [t.to_meta() for t in load_dir(directory) if t.name == name]
+    elif account:
+        from gateway import db, channels as ch
+        from templates_catalog import store
+        _init()
+        with db.connection() as conn:
+            account_id = _account_id(conn, account)
+            waba = ch.get_channel(conn, account_id=account_id,
+                                  channel_id=_whatsapp_channel(conn, account_id, channel))["group_id"]
+            found = [dict(r["definition"], status=r["status"]) for r in store.translations(
+                conn, account_id=account_id, name=name, waba_id=waba)]
+    else:
+        raise click.UsageError("give --dir (template files) or --account (the synced catalog)")
+    have = sorted(str(d.get("language")) for d in found)
+    chosen = [d for d in found if language in (None, d.get("language"))]
+    if len(chosen) != 1:
+        raise click.ClickException(f"no template {name!r}" + (f" in {language}" if language else "") +
+                                   (f"; it exists in {', '.join(have)}: pass --language" if have else ""))
+    try:
+        rendered = render.render(chosen[0], values)
+    except render.RenderError as exc:
+        for issue in exc.issues:
+            click.echo(f"problem: {issue}", err=True)
+        sys.exit(1)
+    if chosen[0].get("status") not in (None, "APPROVED"):
+        click.echo(f"note: this template is {chosen[0]['status']} at Meta and cannot be sent yet", err=True)
+    click.echo(f"--- text (WhatsApp) ---\n{rendered.text}\n--- text (SMS, Messenger) ---\n{rendered.sms_text}")
+    click.echo(f"--- Cloud API template object ---\n{json.dumps(rendered.cloud_api, indent=2, ensure_ascii=False)}")
 
 
 @main.group()

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from gateway import channels, contacts, keystore, media, merges, messages, notices
 from gateway.contacts import InvalidAddress
 from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate, Unsupported
-from templates_catalog import store as template_store
+from templates_catalog import updates as template_updates
+from templates_catalog.updates import TOPICS as TEMPLATE_TOPICS
 
 # A later message that points at an earlier one leaves a trace on it.
 RELATED_EVENTS = {"reaction": "reacted", "edit": "edited", "revoke": "deleted"}
@@ -110,10 +111,8 @@ def _notice(conn, account_id, channel: dict, ev: Notice, out: Outcome) -> None:
     if ev.topic in HEALTH_TOPICS:
         channels.record_health(conn, account_id=account_id, channel_id=channel["id"], topic=ev.topic,
                                detail=ev.detail)
-    if ev.topic == "template_status" and ev.detail.get("event"):
-        # Meta paused, disabled, approved or rejected a template: the catalog (and so the send gate) follows.
-        template_store.set_status(conn, account_id=account_id, meta_id=ev.detail.get("message_template_id"),
-                                  status=str(ev.detail["event"]), reason=ev.detail.get("reason"))
+    if ev.topic in TEMPLATE_TOPICS:
+        template_updates.apply(conn, account_id=account_id, topic=ev.topic, detail=ev.detail)
 
 
 def _unsupported(conn, account_id, channel, ev: Unsupported, out: Outcome) -> None:

@@ -269,21 +269,24 @@ def _contact_for_address(conn, account_id, d: Draft):
 
 def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given: tuple | None) -> dict:
     """Gate one draft and build its row (content encrypted later, with the id the insert will use)."""
-    content = dict(d.content)
-    if d.kind == "reaction":
+    content, kind = dict(d.content), d.kind
+    if kind == "template" and not send_gate.sends_templates(ctx.channel):
+        from gateway import template_sends
+        kind, content = template_sends.as_plain(conn, account_id, ctx.channel, ctx.contact_id, content)
+    if kind == "reaction":
         target = provider_id_of(conn, account_id, content["message_id"])
         if target is None:
             raise NotFound("no message with a provider id to react to; react to a message that was delivered "
                            "through the provider", slug="unknown-message")
         content = {"message_id": target, "emoji": content["emoji"]}
-    if upload_id(d.kind, content) is not None:
+    if upload_id(kind, content) is not None:
         try:
             uploads.check_reference(conn, account_id=account_id, media_id=content["media_id"])
         except LookupError as exc:
             raise NotFound(str(exc), slug="unknown-upload") from None
     to_kind, address = given or address_for(account_id, ctx)
     thread = send_gate.check(conn, account_id, send_gate.Request(
-        channel=ctx.channel, contact_id=ctx.contact_id, kind=d.kind, content=content, purpose=d.purpose,
+        channel=ctx.channel, contact_id=ctx.contact_id, kind=kind, content=content, purpose=d.purpose,
         tag=d.tag), now=now, state=ctx.gate_state)
     reply_provider_id = None
     if d.reply_to_id is not None:
@@ -295,14 +298,14 @@ def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given:
         stored["tag"] = d.tag
     if reply_provider_id:
         stored["reply_to_provider_id"] = reply_provider_id
-    text = content.get("body") if d.kind == "text" else content.get("caption")
-    if d.kind == "template":
+    text = content.get("body") if kind in ("text", "interactive") else content.get("caption")
+    if kind == "template":
         text = stored.pop("rendered_text", None)   # what the customer sees, when the catalog rendered it
     if thread is None:   # the first message to this contact on this channel
         thread = messages.thread_for(conn, account_id=account_id, contact_id=ctx.contact_id,
                                      channel_id=ctx.channel["id"])
     return {"contact_id": ctx.contact_id, "channel_id": ctx.channel["id"], "thread_id": thread["id"],
-            "kind": d.kind, "body": text or _rendition(d.kind, content), "stored": stored, "key": ctx.key,
+            "kind": kind, "body": text or _rendition(kind, content), "stored": stored, "key": ctx.key,
             "reply_to_id": d.reply_to_id if reply_provider_id else None,
             "reply_to_bidx": messages.provider_id_bidx(account_id, reply_provider_id) if reply_provider_id else None,
             "idempotency_key": d.idempotency_key, "request_hash": d.request_hash, "purpose": d.purpose}

@@ -93,44 +93,12 @@ def check(conn, account_id, req: Request, *, state: tuple[dict[str, str], dict |
                           "free-form messages can only be sent within 24 hours of the customer's last message; "
                           + hint, extra={"window_closed_at": window["closes_at"]})
     if req.kind == "template":
-        _check_template(conn, account_id, channel, req.content)
+        from gateway import template_sends
+        template_sends.check_whatsapp(conn, account_id, channel, req.contact_id, req.content)
     return thread
 
 
-def _check_template(conn, account_id, channel: dict, content: dict) -> None:
-    """Against the channel's synced catalog: the template exists in that language, Meta lets it be sent
-    (APPROVED, not PAUSED or DISABLED), and its parameters fit - what Meta would refuse with 132001,
-    132015/132016 or 132000, refused here before anything is queued. Parameters are rendered into the
-    Cloud API components (``content`` is updated) and the text the customer will see
-    (``content["rendered_text"]``). A business account never synced is not checked (raw components pass)."""
-    from templates_catalog import render, store
-    waba = channel.get("group_id")
-    name, language = content.get("name"), content.get("language")
-    row = store.get(conn, account_id=account_id, waba_id=waba, name=name, language=language) if waba else None
-    if row is None:
-        have = store.languages(conn, account_id=account_id, waba_id=waba, name=name) if waba else {}
-        if not have and not (waba and store.has_catalog(conn, account_id=account_id, waba_id=waba)):
-            if content.get("parameters") is not None:
-                raise Refused("template_catalog_not_synced", 409, "parameters are rendered from the template "
-                              "catalog, which this channel's business account does not have yet: sync it "
-                              "(POST /v1/templates/sync) or send Cloud API components")
-            return
-        detail = (f"template {name!r} has no {language} translation; it exists in {', '.join(have)}" if have
-                  else f"no template named {name!r} in this business account; check the name or sync the "
-                  "catalog (POST /v1/templates/sync)")
-        raise Refused("template_not_found", 404, detail, extra={"languages": have})
-    if row["status"] != "APPROVED":
-        why = f" ({row['status_reason']})" if row["status_reason"] else ""
-        raise Refused("template_not_sendable", 422, f"template {name!r} ({language}) is {row['status']}{why} at "
-                      "Meta; only APPROVED templates can be sent", extra={"template_status": row["status"]})
-    if content.get("parameters") is None and content.get("components"):
-        return   # Cloud API components as given: sent as they are
-    try:
-        rendered = render.render(row["definition"], content.pop("parameters", None), language=language)
-    except render.RenderError as exc:
-        raise Refused("template_parameters", 422, f"{len(exc.issues)} problem(s) with the template's "
-                      "parameters: see errors", extra={"errors": [
-                          {"pointer": "/template/parameters", "detail": str(issue), **issue.as_dict()}
-                          for issue in exc.issues]}) from None
-    content["components"] = rendered.cloud_api.get("components", [])
-    content["rendered_text"] = rendered.text
+def sends_templates(channel: dict) -> bool:
+    """Whether the channel's provider sends templates itself (WhatsApp); others get them as plain text."""
+    kinds = _capabilities(channel["kind"]).get("kinds")
+    return kinds is None or "template" in kinds

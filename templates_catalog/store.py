@@ -82,3 +82,51 @@ def set_status(conn, *, account_id, meta_id: str | None, waba_id: str | None = N
         "UPDATE templates SET status = %s, status_reason = %s, updated_at = now() WHERE account_id = %s "
         "AND waba_id = %s AND name = %s AND language = %s",
         (status.upper(), reason, account_id, waba_id, name, language)).rowcount
+
+
+def set_quality(conn, *, account_id, meta_id, quality: str | None) -> int:
+    """Meta's new quality rating for a template (message_template_quality_update)."""
+    return conn.execute("UPDATE templates SET quality_score = %s, updated_at = now() WHERE account_id = %s "
+                        "AND meta_id = %s", (quality, account_id, str(meta_id))).rowcount
+
+
+def set_category(conn, *, account_id, meta_id, category: str) -> int:
+    """Meta moved a template to another category (template_category_update); the definition follows, so a
+    push does not see a change that is Meta's own."""
+    return conn.execute(
+        "UPDATE templates SET category = %s, definition = jsonb_set(definition, '{category}', to_jsonb(%s::text)), "
+        "updated_at = now() WHERE account_id = %s AND meta_id = %s",
+        (category, category, account_id, str(meta_id))).rowcount
+
+
+def get_by_meta_id(conn, *, account_id, meta_id) -> dict | None:
+    return conn.execute(f"SELECT {_COLUMNS} FROM templates WHERE account_id = %s AND meta_id = %s",
+                        (account_id, str(meta_id))).fetchone()
+
+
+def set_definition(conn, *, account_id, template_id, definition: Mapping[str, Any], status: str | None = None) -> None:
+    conn.execute("UPDATE templates SET definition = %s, category = coalesce(%s, category), "
+                 "status = coalesce(%s, status), updated_at = now() WHERE account_id = %s AND id = %s",
+                 (Jsonb(_definition(definition)), definition.get("category"), status, account_id, template_id))
+
+
+def delete(conn, *, account_id, waba_id: str, name: str, language: str | None = None) -> int:
+    return conn.execute("DELETE FROM templates WHERE account_id = %s AND waba_id = %s AND name = %s "
+                        "AND (%s::text IS NULL OR language = %s)",
+                        (account_id, waba_id, name, language, language)).rowcount
+
+
+def translations(conn, *, account_id, name: str, waba_id: str | None = None) -> list[dict]:
+    """Every translation of ``name`` in a WABA or, for channels without one (SMS, Messenger), in any of the
+    account's: for one language the most recently synced row wins."""
+    return conn.execute(
+        f"SELECT DISTINCT ON (language) {_COLUMNS} FROM templates WHERE account_id = %s AND name = %s "
+        "AND (%s::text IS NULL OR waba_id = %s) ORDER BY language, synced_at DESC NULLS LAST, updated_at DESC",
+        (account_id, name, waba_id, waba_id)).fetchall()
+
+
+def languages_for_send(conn, *, account_id, contact_id) -> tuple[str | None, str | None]:
+    """(the contact's language, the account's default language) for choosing a translation."""
+    row = conn.execute("SELECT c.language, a.default_language FROM accounts a LEFT JOIN contacts c "
+                       "ON c.account_id = a.id AND c.id = %s WHERE a.id = %s", (contact_id, account_id)).fetchone()
+    return (row["language"], row["default_language"]) if row else (None, None)

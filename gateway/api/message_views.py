@@ -77,7 +77,7 @@ def send_message(conn, principal):
 def _queued(accepted: dict, kind: str) -> dict:
     """A new message as GET /v1/messages/{id} shows it, without reading it back."""
     return {"id": accepted["id"], "thread_id": accepted["thread_id"], "channel_id": accepted["channel_id"],
-            "direction": "outbound", "kind": kind, "text": accepted["body"], "content": accepted["content"],
+            "direction": "outbound", "kind": accepted.get("kind") or kind, "text": accepted["body"], "content": accepted["content"],
             "provider_message_id": None, "reply_to_id": None, "status": "queued", "error": None,
             "occurred_at": accepted["occurred_at"], "created_at": accepted["created_at"],
             "updated_at": accepted["updated_at"], "statuses": [], "media": [], "attempts": 0,

@@ -30,10 +30,25 @@ class IdentityIn(StrictSchema):
             raise ValidationError(str(exc), field_name="address") from None
 
 
+LANGUAGE_CODE = validate.Regexp(r"^[a-z]{2,3}(_[A-Z]{2})?$", error="use a language code such as 'es' or 'pt_BR'")
+
+
+def _time_zone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{name!r} is not an IANA time zone; e.g. Europe/Madrid") from None
+
+
+class AccountUpdate(StrictSchema):
+    timezone = fields.String(validate=_time_zone)
+    default_language = fields.String(validate=LANGUAGE_CODE, allow_none=True)
+
+
 class ContactCreate(StrictSchema):
     name = fields.String(validate=validate.Length(max=500), allow_none=True)
-    language = fields.String(validate=validate.Regexp(r"^[a-z]{2,3}(_[A-Z]{2})?$",
-                             error="use a language code such as 'es' or 'pt_BR'"), allow_none=True)
+    language = fields.String(validate=LANGUAGE_CODE, allow_none=True)
     profile = fields.Dict(keys=fields.String(), allow_none=True)
     identities = fields.List(fields.Nested(IdentityIn), load_default=list)
 
@@ -94,7 +109,8 @@ class MediaContent(StrictSchema):
 class TemplateContent(StrictSchema):
     name = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,512}$",
                          error="template names are lowercase letters, digits and underscores"))
-    language = fields.String(required=True, validate=validate.Length(min=2, max=15))
+    # Left out: the catalog picks the translation (the contact's language, its base, the account default).
+    language = fields.String(validate=validate.Length(min=2, max=15))
     # Either Cloud API components as they are, or parameters the catalog renders and checks (see
     # templates_catalog.render: a list or map for the body, or {header, body, buttons, …}).
     components = fields.List(fields.Dict(), load_default=list)

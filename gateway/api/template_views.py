@@ -1,4 +1,4 @@
-"""REST views for the WhatsApp templates catalog: sync with Meta, list, read, preview."""
+"""REST views for the WhatsApp templates catalog: sync with Meta, submit, edit, delete, list, read, preview."""
 from __future__ import annotations
 
 from flask import request
@@ -9,7 +9,7 @@ from gateway.api.views import bp
 from gateway.http import api, parse_uuid
 from gateway.problems import Problem
 from templates_catalog import render as renderer
-from templates_catalog import store, sync
+from templates_catalog import push, store, sync
 
 
 def _view(row: dict) -> dict:
@@ -109,3 +109,64 @@ def preview_template(conn, principal, name):
                           for issue in exc.issues]) from None
     return {"template": _view(row), "cloud_api": rendered.cloud_api, "text": rendered.text,
             "sms_text": rendered.sms_text, "sendable": row["status"] == "APPROVED"}
+
+
+_OUTCOME_STATUS = {"created": 201, "updated": 200, "unchanged": 200}
+
+
+def _submit(conn, principal, doc: dict, *, edit: bool):
+    channel_id = doc.pop("channel_id", None)
+    if not isinstance(channel_id, str):
+        raise Problem(422, "Validation Failed", "give the WhatsApp channel_id whose business account gets the "
+                      "template", slug="validation-failed", errors=[{"pointer": "/channel_id", "detail": "required"}])
+    try:
+        outcome = push.submit(conn, account_id=principal.account_id,
+                              channel_id=parse_uuid(channel_id, "channel"), definition=doc, edit=edit)
+    except push.PushError as exc:
+        raise Problem(exc.status, "Cannot Submit", str(exc), slug=exc.code or "cannot-submit") from None
+    if outcome.result == "invalid":
+        raise Problem(422, "Invalid Template", f"{len(outcome.problems)} problem(s) with the definition: see "
+                      "errors; Meta would reject it", slug="invalid-template", errors=[
+                          {"pointer": i.pointer, "detail": i.message, "rule": i.rule} for i in outcome.problems])
+    if outcome.result == "refused":
+        raise Problem(409, "Cannot Change Template", outcome.detail, slug="template-change-refused")
+    if outcome.result == "failed":
+        raise Problem(502, "Meta Refused", outcome.detail, slug="template-submit-failed",
+                      extra={"provider_code": outcome.code})
+    return {"result": outcome.result, "detail": outcome.detail, "template": _view(outcome.template)}, \
+        _OUTCOME_STATUS[outcome.result]
+
+
+@bp.post("/templates")
+@api(scope="templates:write")
+def create_template(conn, principal):
+    """Validate a definition (Meta's create body plus channel_id) and submit it for review; 422 lists every
+    problem, 409 when that name and language already exist with other content (edit it with PUT)."""
+    return _submit(conn, principal, _json(), edit=False)
+
+
+@bp.put("/templates/<name>")
+@api(scope="templates:write")
+def edit_template(conn, principal, name):
+    """Edit a template (Meta's whole definition, same name and language): Meta reviews it again."""
+    doc = _json()
+    if doc.get("name", name) != name:
+        raise Problem(422, "Validation Failed", "a template's name cannot change; submit a new template instead",
+                      slug="validation-failed", errors=[{"pointer": "/name", "detail": f"must be {name!r}"}])
+    doc["name"] = name
+    return _submit(conn, principal, doc, edit=True)
+
+
+@bp.delete("/templates/<name>")
+@api(scope="templates:write")
+def delete_template(conn, principal, name):
+    """Delete a template at Meta and from the catalog: every language, or one with ?language=."""
+    channel_id = request.args.get("channel_id")
+    _waba(conn, principal, channel_id)
+    try:
+        removed = push.remove(conn, account_id=principal.account_id, channel_id=parse_uuid(channel_id, "channel"),
+                              name=name, language=request.args.get("language") or None)
+    except push.PushError as exc:
+        raise Problem(exc.status, "Not Found" if exc.status == 404 else "Cannot Delete", str(exc),
+                      slug=exc.code or "cannot-delete") from None
+    return {"name": name, "language": request.args.get("language"), "deleted": removed}

@@ -6,7 +6,7 @@ from flask import Blueprint
 
 from gateway import accounts, contacts
 from gateway.api import paging
-from gateway.api.schemas import ApiKeyCreate, ContactCreate
+from gateway.api.schemas import AccountUpdate, ApiKeyCreate, ContactCreate
 from gateway.http import api, json_body, parse_uuid
 from gateway.problems import Problem
 
@@ -17,12 +17,25 @@ def _key_view(row: dict) -> dict:
     return {k: row[k] for k in ("id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")}
 
 
+def _account_view(account: dict, principal) -> dict:
+    return {"id": account["id"], "name": account["name"], "timezone": account["timezone"],
+            "default_language": account["default_language"],
+            "api_key": {"id": principal.key_id, "scopes": sorted(principal.scopes)}}
+
+
 @bp.get("/account")
 @api(scope=None)
 def whoami(conn, principal):
-    account = accounts.get_account(conn, account_id=principal.account_id)
-    return {"id": account["id"], "name": account["name"], "timezone": account["timezone"],
-            "api_key": {"id": principal.key_id, "scopes": sorted(principal.scopes)}}
+    return _account_view(accounts.get_account(conn, account_id=principal.account_id), principal)
+
+
+@bp.patch("/account")
+@api(scope="admin")
+def update_account(conn, principal):
+    """The account's time zone and default language (the last resort when picking a template translation)."""
+    body = json_body(AccountUpdate())
+    return _account_view(accounts.update_account(conn, account_id=principal.account_id, changes=body,
+                                                 actor=principal.actor), principal)
 
 
 @bp.get("/api-keys")

@@ -8,10 +8,12 @@ and queues the signed status webhooks (sent → delivered → read, or failed).
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from gateway.sandbox import errors, ids
-from gateway.sandbox.callbacks import Step, meta_request, whatsapp_envelope, whatsapp_status_item, whatsapp_statuses
+from gateway.sandbox.callbacks import (Request, Step, meta_request, whatsapp_envelope, whatsapp_status_item,
+                                      whatsapp_statuses)
 from gateway.sandbox.core import Req, Response, Sandbox
 
 TYPES = ("text", "image", "video", "audio", "document", "sticker", "template", "interactive", "location",
@@ -588,14 +590,163 @@ def set_template_status(sb: Sandbox, template_id: str, status: str, reason: str 
     if tpl is None:
         return None
     tpl["status"] = status
-    cfg = sb.faults.effective((tpl["_waba_id"],))
-    if cfg["callbacks"] and cfg["gateway_url"] and cfg["app_secret"]:
-        url = cfg["gateway_url"].rstrip("/") + "/webhooks/whatsapp"
-        value = {"event": status, "message_template_id": int(tpl["id"]), "message_template_name": tpl["name"],
-                 "message_template_language": tpl["language"], "reason": reason or "NONE",
-                 "message_template_category": tpl["category"]}
-        doc = whatsapp_envelope(tpl["_waba_id"], value, "message_template_status_update")
-        secret = cfg["app_secret"]
-        sb.dispatcher.submit([Step(f"whatsapp:template:{status}", 0.0, lambda: meta_request(url, doc, secret),
-                                   tpl["id"])])
+    event = _status_event(sb, tpl, status, reason)
+    if event is not None:
+        sb.dispatcher.submit([Step(f"whatsapp:template:{status}", 0.0, lambda: event, tpl["id"])])
     return public_template(tpl)
+
+
+def _status_event(sb: Sandbox, tpl: dict, status: str, reason: str | None) -> Request | None:
+    """The signed message_template_status_update for ``tpl`` (None when no webhook is configured)."""
+    cfg = sb.faults.effective((tpl["_waba_id"],))
+    if not (cfg["callbacks"] and cfg["gateway_url"] and cfg["app_secret"]):
+        return None
+    url = cfg["gateway_url"].rstrip("/") + "/webhooks/whatsapp"
+    value = {"event": status, "message_template_id": int(tpl["id"]), "message_template_name": tpl["name"],
+             "message_template_language": tpl["language"], "reason": reason or "NONE",
+             "message_template_category": tpl["category"]}
+    return meta_request(url, whatsapp_envelope(tpl["_waba_id"], value, "message_template_status_update"),
+                        cfg["app_secret"])
+
+
+def _template_error(title: str, message: str) -> Response:
+    """Meta's Business Management answer to a template request it refuses: code 100 with a user title and message.
+
+    No subcode: Meta documents only codes 100 and 200 for template edits and deletes, and no source we have
+    gives the subcodes it adds (2388xxx), so the sandbox does not invent them."""
+    status, body = errors.graph_error(400, "Invalid parameter", 100)
+    body["error"]["error_user_title"] = title
+    body["error"]["error_user_msg"] = message
+    return status, body, None
+
+
+def delete_templates(sb: Sandbox, req: Req, waba_id: str) -> Response:
+    """``DELETE /{waba_id}/message_templates?name=…[&hsm_id=…]``: every language of the name, or the one template."""
+    denied = token_error(sb, req, waba_id)
+    if denied:
+        return denied
+    name, hsm_id = req.arg("name"), req.arg("hsm_id")
+    if not name:
+        status, body = errors.graph_error(400, "(#100) The parameter name is required", 100)
+        return status, body, None
+    if hsm_id is not None:
+        tpl = sb.store.get_template(hsm_id)
+        if tpl is None or tpl["_waba_id"] != waba_id:
+            return _template_error("Message template not found",
+                                   f"There is no message template with id {hsm_id} in this WhatsApp Business "
+                                   "Account.")
+        if tpl["name"] != name:
+            return _template_error("Template name does not match",
+                                   f"Message template {hsm_id} is named {tpl['name']!r}, not {name!r}.")
+    if not sb.store.delete_templates(waba_id, name, hsm_id):
+        return _template_error("Message template not found",
+                               f"There is no message template named {name!r} in this WhatsApp Business Account.")
+    sb.store.count("templates_deleted")
+    return 200, {"success": True}, None
+
+
+EDITABLE = ("APPROVED", "REJECTED", "PAUSED")
+DAY_S = 24 * 3600
+EDITS_PER_30_DAYS = 10
+
+
+def _edit_doc(doc: Any) -> dict:
+    """The fields of an edit body Meta takes (components, category, message_send_ttl_seconds); raises Invalid."""
+    if not isinstance(doc, dict):
+        raise Invalid(100, "(#100) Invalid parameter", "The request body must be a JSON object.")
+    for fixed in ("name", "language"):
+        if fixed in doc:
+            raise _param(fixed, "can't be changed by an edit: create a new template instead.")
+    out: dict[str, Any] = {}
+    if "components" in doc:
+        components = doc["components"]
+        if not isinstance(components, list) or not components:
+            raise _param("components", "must be a non-empty array.")
+        if not any(isinstance(c, dict) and str(c.get("type", "")).upper() == "BODY" for c in components):
+            raise _value("A template needs a BODY component")
+        out["components"] = components
+    if "category" in doc:
+        category = doc["category"]
+        if not isinstance(category, str) or category.upper() not in CATEGORIES:
+            raise _param("category", f"must be one of {{{', '.join(CATEGORIES)}}} - got \"{category}\".")
+        out["category"] = category.upper()
+    if "message_send_ttl_seconds" in doc:
+        ttl = doc["message_send_ttl_seconds"]
+        if isinstance(ttl, bool) or not isinstance(ttl, int):
+            raise _param("message_send_ttl_seconds", "must be an integer.")
+        out["message_send_ttl_seconds"] = ttl
+    if not out:
+        raise _required("components")
+    return out
+
+
+def _apply_edit(tpl: dict, changes: dict, now: float) -> Response | None:
+    """Meta's edit rules, then the edit itself; runs under the store's lock. An answer when refused."""
+    status = tpl["status"]
+    if status not in EDITABLE:
+        return _template_error("Template can't be edited",
+                               f"This template's status is {status}, which does not allow edits: only APPROVED, "
+                               "REJECTED or PAUSED templates can be edited.")
+    edits = tpl.setdefault("_edits", [])
+    if status == "APPROVED":
+        if changes.get("category", tpl["category"]) != tpl["category"]:
+            return _template_error("Category can't be changed",
+                                   f"The category of an approved template can't be edited (it is "
+                                   f"{tpl['category']}); create a new template instead.")
+        # Only edits of an approved template count: rejected or paused ones may be edited without limit.
+        if any(now - at < DAY_S for at in edits):
+            return _template_error("Edit limit reached",
+                                   "An approved template can be edited once in 24 hours; try again later.")
+        if sum(1 for at in edits if now - at < 30 * DAY_S) >= EDITS_PER_30_DAYS:
+            return _template_error("Edit limit reached",
+                                   f"An approved template can be edited {EDITS_PER_30_DAYS} times in 30 days; "
+                                   "try again later.")
+        edits.append(now)
+    tpl.update(changes)
+    tpl["status"] = "PENDING"
+    tpl["_revision"] = tpl.get("_revision", 0) + 1
+    return None
+
+
+def edit_template(sb: Sandbox, req: Req, template_id: str, doc: Any) -> Response:
+    """``POST /{template_id}``: new components (and category), back to PENDING, then reviewed like a new one."""
+    tpl = sb.store.get_template(template_id) if template_id.isdigit() else None
+    denied = token_error(sb, req, tpl["_waba_id"] if tpl else "*")
+    if denied:
+        return denied
+    if tpl is None:
+        return unknown_object(template_id)
+    try:
+        changes = _edit_doc(doc)
+    except Invalid as bad:
+        status, body = errors.whatsapp_error(bad.code, bad.details, message=bad.message)
+        return status, body, None
+    refused = sb.store.update_template(template_id, lambda t: _apply_edit(t, changes, time.time()))
+    if refused is not None:
+        return refused
+    sb.store.count("templates_edited")
+    _schedule_review(sb, tpl)
+    return 200, {"success": True}, None
+
+
+def _schedule_review(sb: Sandbox, tpl: dict) -> None:
+    """The review of an edit: ``template_review_ms`` later the template takes ``template_status``, the same
+    outcome a new template gets, with its status webhook. With template_status PENDING it stays pending
+    (move it with POST /_sandbox/templates/{id}/status)."""
+    cfg = sb.faults.effective((tpl["_waba_id"],))
+    outcome = cfg["template_status"]
+    if outcome == "PENDING":
+        return
+    revision = tpl["_revision"]
+
+    def decide(current: dict) -> bool:
+        # A later edit, a manual status change or a delete since this edit makes this review stale.
+        if current.get("_revision") != revision or current["status"] != "PENDING":
+            return False
+        current["status"] = outcome
+        return True
+
+    def review() -> Request | None:
+        return _status_event(sb, tpl, outcome, None) if sb.store.update_template(tpl["id"], decide) else None
+    sb.dispatcher.submit([Step(f"whatsapp:template:{outcome}", cfg["template_review_ms"] / 1000.0, review,
+                               tpl["id"])])

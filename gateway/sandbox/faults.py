@@ -53,12 +53,13 @@ DEFAULTS: dict[str, Any] = {
     "twilio_from": "+15005550006",
     # templates
     "template_status": "APPROVED",
+    "template_review_ms": 100,    # an edited template gets its review (template_status) this long after the edit
     "strict_templates": False,
 }
 
 _RATES = ("status_429_rate", "status_5xx_rate", "timeout_rate", "error_rate")
 _NON_NEGATIVE = ("latency_ms", "latency_jitter_ms", "retry_after_s", "timeout_s", "status_delay_ms",
-                 "batch_window_ms")
+                 "batch_window_ms", "template_review_ms")
 _CODES = ("whatsapp_error_code", "messenger_error_code", "twilio_error_code")
 _STRINGS = ("access_token", "twilio_auth_token", "gateway_url", "app_secret", "error_details", "waba_id",
             "display_phone_number", "twilio_from")

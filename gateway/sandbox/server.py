@@ -9,6 +9,8 @@ Provider paths (set a channel's ``api_base_url`` to the sandbox's base URL):
   DELETE /{version}/{media_id}                     media delete
   GET  /media-files/{media_id}                     the bytes (Bearer token required, like lookaside)
   GET|POST /{version}/{waba_id}/message_templates  templates, kept in memory
+  DELETE /{version}/{waba_id}/message_templates?name=NAME[&hsm_id=ID]   template delete (all languages, or one)
+  POST /{version}/{template_id}                    template edit (components, category) → PENDING, then reviewed
   POST /2010-04-01/Accounts/{AccountSid}/Messages.json           Twilio send
   GET  /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json     Twilio fetch
 
@@ -29,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask, Response as FlaskResponse, request
+from werkzeug.routing import BaseConverter
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
 
@@ -135,6 +138,10 @@ def _json_error(status: int, message: str, **extra) -> FlaskResponse:
     return _flask((status, {"error": message, **extra}, None), "application/json")
 
 
+class _GraphVersion(BaseConverter):
+    regex = r"v\d+(?:\.\d+)?"          # VERSION without anchors or a capturing group
+
+
 def make_app(config: dict | None = None) -> Flask:
     """The sandbox as a Flask app; ``app.sandbox`` is its state (tests, the CLI). ``config`` takes any
     setting of ``faults.DEFAULTS`` (global layer) plus startup options (``core.STARTUP_KEYS``: seed,
@@ -142,6 +149,7 @@ def make_app(config: dict | None = None) -> Flask:
     max_pending_callbacks)."""
     sb = Sandbox(config)
     app = Flask("gateway.sandbox")
+    app.url_map.converters["graph_version"] = _GraphVersion
     app.sandbox = sb
     app.json.sort_keys = False
 
@@ -160,6 +168,13 @@ def make_app(config: dict | None = None) -> Flask:
             return not_found(None)
         return _flask(cloud.media_info(sb, Req(request.environ, b""), object_id))
 
+    # Of the objects the sandbox holds, only templates can be updated. The version converter keeps this rule
+    # off /_sandbox/<name>, whose other methods then still answer 405.
+    @app.post("/<graph_version:version>/<object_id>")
+    def graph_update(version, object_id):
+        req = Req(request.environ, request.get_data(cache=True))
+        return _flask(cloud.edit_template(sb, req, object_id, _graph_doc(req)))
+
     @app.delete("/<version>/<object_id>")
     def graph_delete(version, object_id):
         if not VERSION.match(version):
@@ -170,13 +185,15 @@ def make_app(config: dict | None = None) -> Flask:
     def media_file(media_id):
         return _flask(cloud.media_bytes(sb, Req(request.environ, b""), media_id))
 
-    @app.route("/<version>/<waba_id>/message_templates", methods=["GET", "POST"])
+    @app.route("/<version>/<waba_id>/message_templates", methods=["GET", "POST", "DELETE"])
     def templates(version, waba_id):
         if not VERSION.match(version):
             return not_found(None)
         req = Req(request.environ, request.get_data(cache=True))
         if request.method == "GET":
             return _flask(cloud.list_templates(sb, req, waba_id))
+        if request.method == "DELETE":
+            return _flask(cloud.delete_templates(sb, req, waba_id))
         return _flask(cloud.create_template(sb, req, waba_id, _graph_doc(req)))
 
     @app.errorhandler(404)

@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from gateway.sandbox import ids
 
@@ -147,6 +147,22 @@ class Store:
     def get_template(self, template_id: str) -> dict | None:
         with self.lock:
             return self.templates.get(template_id)
+
+    def update_template(self, template_id: str, change: Callable[[dict], Any]) -> Any:
+        """``change(template)`` run under the lock (None if there is no such template), so a check and the
+        update it allows cannot interleave with another request's."""
+        with self.lock:
+            tpl = self.templates.get(template_id)
+            return None if tpl is None else change(tpl)
+
+    def delete_templates(self, waba_id: str, name: str, template_id: str | None = None) -> list[dict]:
+        """Removes every language of ``name`` in the WABA, or only ``template_id``; the removed templates."""
+        with self.lock:
+            gone = [t for t in self.templates.values() if t["_waba_id"] == waba_id and t["name"] == name
+                    and (template_id is None or t["id"] == template_id)]
+            for tpl in gone:
+                del self.templates[tpl["id"]]
+            return gone
 
     def find_template(self, name: str, language: str, waba_id: str | None = None) -> dict | None:
         with self.lock:

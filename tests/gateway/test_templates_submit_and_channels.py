@@ -211,3 +211,36 @@ def test_a_template_goes_to_messenger_with_quick_replies(client, sandbox):
     message = got["body"]["message"]
     assert message["text"] == "Hola Ana, te esperamos el martes 3.\n\nClínica Sol"
     assert [q["title"] for q in message["quick_replies"]] == ["Confirmo", "Cambiar cita"]
+
+
+def test_editing_and_deleting_a_template_reach_meta_and_the_catalog(client, sandbox):
+    inbox, ch, waba = _whatsapp(client, sandbox)
+    assert inbox.api("POST", "/v1/templates", json={"channel_id": ch["id"], **GOOD}).status_code == 201
+    english = dict(GOOD, language="en_US", components=[
+        {"type": "BODY", "text": "Hi {{1}}, see you on {{2}}.", "example": {"body_text": [["Ana", "Monday"]]}}])
+    assert inbox.api("POST", "/v1/templates", json={"channel_id": ch["id"], **english}).status_code == 201
+    changed = copy.deepcopy(GOOD)
+    changed["components"][0]["text"] = "Hola {{1}}, tu cita es el {{2}}."
+    edited = inbox.api("PUT", "/v1/templates/cita_recordatorio", json={"channel_id": ch["id"], **changed})
+    assert edited.status_code == 200 and edited.json["result"] == "updated", edited.json
+    assert edited.json["template"]["status"] == "PENDING"
+    [es] = [t for t in _listed(sandbox, waba) if t["language"] == "es"]
+    assert es["components"][0]["text"] == "Hola {{1}}, tu cita es el {{2}}."
+    # Meta allows no edit while it reviews, and no category change of an approved template.
+    changed["components"][0]["text"] = "Hola {{1}}, nos vemos el {{2}}."
+    busy = inbox.api("PUT", "/v1/templates/cita_recordatorio", json={"channel_id": ch["id"], **changed})
+    assert busy.status_code == 409 and "PENDING" in busy.json["detail"]
+    recategorised = dict(english, category="MARKETING")
+    refused = inbox.api("PUT", "/v1/templates/cita_recordatorio", json={"channel_id": ch["id"], **recategorised})
+    assert refused.status_code == 409 and "category" in refused.json["detail"]
+    renamed = inbox.api("PUT", "/v1/templates/otra", json={"channel_id": ch["id"], **english})
+    assert renamed.status_code == 422 and renamed.json["errors"][0]["pointer"] == "/name"
+
+    one = inbox.api("DELETE", f"/v1/templates/cita_recordatorio?channel_id={ch['id']}&language=en_US")
+    assert one.status_code == 200 and one.json["deleted"] == 1
+    assert [t["language"] for t in _listed(sandbox, waba)] == ["es"]
+    rest = inbox.api("DELETE", f"/v1/templates/cita_recordatorio?channel_id={ch['id']}")
+    assert rest.status_code == 200 and rest.json["deleted"] == 1
+    assert _listed(sandbox, waba) == [] and inbox.api("GET", f"/v1/templates?channel_id={ch['id']}").json["data"] == []
+    gone = inbox.api("DELETE", f"/v1/templates/cita_recordatorio?channel_id={ch['id']}")
+    assert gone.status_code == 404

@@ -70,5 +70,13 @@ class WhatsAppProvider:
                         definition: Mapping[str, Any]) -> dict:
         return _templates.create(channel, credentials, definition)
 
+    def edit_template(self, channel: Mapping[str, Any], credentials: Mapping[str, Any], meta_id: str,
+                      definition: Mapping[str, Any]) -> dict:
+        return _templates.edit(channel, credentials, meta_id, definition)
+
+    def delete_template(self, channel: Mapping[str, Any], credentials: Mapping[str, Any], name: str,
+                        meta_id: str | None = None) -> dict:
+        return _templates.delete(channel, credentials, name, meta_id)
+
 
 PROVIDER = WhatsAppProvider()

@@ -1,8 +1,9 @@
-"""Meta's message_templates API for a WhatsApp Business Account: list (all pages) and create.
+"""Meta's message_templates API for a WhatsApp Business Account: list (all pages), create, edit and delete.
 
 ``GET /{version}/{waba-id}/message_templates?fields=…&limit=…`` pages with ``paging.next``; ``POST`` the
-same path creates one (Meta answers ``{id, status, category}``). The WABA id is the channel's
-``group_id``. Errors raise TemplateApiError with Meta's code and message, never the token.
+same path creates one (Meta answers ``{id, status, category}``); ``DELETE`` it with ``?name=…[&hsm_id=…]``
+deletes every language of a name, or one template. ``POST /{version}/{template-id}`` edits one. The WABA id
+is the channel's ``group_id``. Errors raise TemplateApiError with Meta's code and message, never the token.
 """
 from __future__ import annotations
 
@@ -25,15 +26,19 @@ class TemplateApiError(Exception):
         self.code = code
 
 
-def _endpoint(channel: Mapping[str, Any]) -> str:
+def _graph(channel: Mapping[str, Any]) -> str:
     settings = channel.get("settings") or {}
+    base = (settings.get("api_base_url") or DEFAULT_BASE).rstrip("/")
+    version = (settings.get("graph_version") or DEFAULT_VERSION).strip("/")
+    return f"{base}/{version}"
+
+
+def _endpoint(channel: Mapping[str, Any]) -> str:
     waba = channel.get("group_id")
     if not waba:
         raise TemplateApiError("the channel has no WhatsApp Business Account id (group_id); set it on the channel",
                                code="config")
-    base = (settings.get("api_base_url") or DEFAULT_BASE).rstrip("/")
-    version = (settings.get("graph_version") or DEFAULT_VERSION).strip("/")
-    return f"{base}/{version}/{quote(str(waba), safe='')}/message_templates"
+    return f"{_graph(channel)}/{quote(str(waba), safe='')}/message_templates"
 
 
 def _headers(credentials: Mapping[str, Any]) -> dict:
@@ -52,10 +57,23 @@ def _answer(response: requests.Response) -> dict:
         error = (doc or {}).get("error") if isinstance(doc, dict) else None
         code = str(error.get("code")) if isinstance(error, dict) and error.get("code") is not None else None
         message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(error, dict) and error.get("error_user_msg"):
+            # Template refusals say what is wrong only here ("message" is a bare "Invalid parameter").
+            message = f"{message}: {error['error_user_msg']}"
         raise TemplateApiError(f"Meta answered {response.status_code}: "
                                f"{provider_http.scrub(str(message or 'no readable error'))}",
                                code=code or str(response.status_code))
     return doc
+
+
+def _call(method: str, channel: Mapping[str, Any], credentials: Mapping[str, Any], url: str, **kwargs) -> dict:
+    timeout = provider_http.send_timeouts(channel.get("settings"), CONNECT_TIMEOUT, READ_TIMEOUT)
+    headers = _headers(credentials)
+    try:
+        return _answer(session().request(method, url, headers=headers, timeout=timeout, allow_redirects=False,
+                                         **kwargs))
+    except requests.RequestException as exc:
+        raise TemplateApiError(f"could not reach Meta ({type(exc).__name__})", code="network") from None
 
 
 def list_all(channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> list[dict]:
@@ -78,9 +96,27 @@ def list_all(channel: Mapping[str, Any], credentials: Mapping[str, Any]) -> list
 
 def create(channel: Mapping[str, Any], credentials: Mapping[str, Any], definition: Mapping[str, Any]) -> dict:
     """Submit one template for review: Meta's ``{id, status, category}``."""
-    timeout = provider_http.send_timeouts(channel.get("settings"), CONNECT_TIMEOUT, READ_TIMEOUT)
-    try:
-        return _answer(session().post(_endpoint(channel), json=dict(definition), headers=_headers(credentials),
-                                      timeout=timeout, allow_redirects=False))
-    except requests.RequestException as exc:
-        raise TemplateApiError(f"could not reach Meta ({type(exc).__name__})", code="network") from None
+    return _call("POST", channel, credentials, _endpoint(channel), json=dict(definition))
+
+
+def delete(channel: Mapping[str, Any], credentials: Mapping[str, Any], name: str,
+           meta_id: str | None = None) -> dict:
+    """Delete every language of template ``name``, or only the one whose Meta id is ``meta_id``: ``{success}``."""
+    if not name:
+        raise TemplateApiError("a template name is required to delete it", code="config")
+    params = {"name": name}
+    if meta_id:
+        params["hsm_id"] = str(meta_id)
+    return _call("DELETE", channel, credentials, _endpoint(channel), params=params)
+
+
+def edit(channel: Mapping[str, Any], credentials: Mapping[str, Any], meta_id: str,
+         definition: Mapping[str, Any]) -> dict:
+    """Edit the template ``meta_id`` from a template definition: Meta takes only its components and category
+    (name and language never change), and puts it back in review. ``{success}``."""
+    if not meta_id or not str(meta_id).isdigit():
+        raise TemplateApiError(f"a template edit needs Meta's numeric template id, got {meta_id!r}", code="config")
+    body = {key: definition[key] for key in ("components", "category") if definition.get(key) is not None}
+    if not body:
+        raise TemplateApiError("a template edit needs the template's components (or a category)", code="config")
+    return _call("POST", channel, credentials, f"{_graph(channel)}/{meta_id}", json=body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway import channels, contacts, keystore, media, merges, messages, notices
+from gateway import channels, consent, contacts, keystore, keywords, media, merges, messages, notices
 from gateway.contacts import InvalidAddress
 from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate, Unsupported
 from templates_catalog import updates as template_updates
@@ -26,6 +26,7 @@ HEALTH_TOPICS = frozenset({"phone_quality", "account_update", "phone_name", "bus
 class Outcome:
     media_ids: list = field(default_factory=list)
     review: list[str] = field(default_factory=list)
+    send_ids: list = field(default_factory=list)   # keyword replies, enqueued once the batch commits
 
 
 def _address(kind: str, address: str) -> str:
@@ -64,6 +65,9 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
         out.media_ids.append(media.announce(conn, account_id=account_id, message_id=recorded["id"],
                                             contact_id=contact_id, channel_id=channel["id"],
                                             position=position, item=item))
+    if not outbound:
+        out.send_ids += keywords.on_inbound(conn, account_id=account_id, channel=channel, contact_id=contact_id,
+                                            message=recorded, kind=ev.kind, text=ev.text, content=ev.content)
 
 
 def _content(ev: InboundMessage) -> dict:
@@ -106,6 +110,16 @@ def _notice(conn, account_id, channel: dict, ev: Notice, out: Outcome) -> None:
     if ev.subject is not None:
         kind, address = ev.subject
         contact_id = contacts.contact_id_for(conn, account_id=account_id, kind=kind, address=_address(kind, address))
+        preference = _marketing_preference(ev)
+        if contact_id is None and preference is not None:
+            # A stop from someone never written to still binds a later import of that number, and a
+            # signup link brings a new subscriber: either way the ledger needs the contact.
+            contact_id = merges.resolve_sender(conn, account_id=account_id,
+                                               identities=[(kind, _address(kind, address))], name=None)
+        if contact_id is not None and preference is not None:
+            consent.record(conn, account_id=account_id, contact_id=contact_id, channel_kind=channel["kind"],
+                           purpose="marketing", action=preference, source="provider", occurred_at=ev.occurred_at,
+                           actor="provider", proof=_preference_proof(ev))
     notices.record(conn, account_id=account_id, channel_id=channel["id"], topic=ev.topic, detail=ev.detail,
                    contact_id=contact_id, occurred_at=ev.occurred_at)
     if ev.topic in HEALTH_TOPICS:
@@ -113,6 +127,22 @@ def _notice(conn, account_id, channel: dict, ev: Notice, out: Outcome) -> None:
                                detail=ev.detail)
     if ev.topic in TEMPLATE_TOPICS:
         template_updates.apply(conn, account_id=account_id, topic=ev.topic, detail=ev.detail)
+
+
+# WhatsApp's user_preferences values (the user's own marketing controls in the app, or a signup link).
+_PREFERENCE_ACTIONS = {"stop": "withdrawn", "resume": "granted", "signup": "granted"}
+
+
+def _marketing_preference(ev: Notice) -> str | None:
+    if ev.topic != "user_preferences" or ev.detail.get("category") != "marketing_messages":
+        return None
+    return _PREFERENCE_ACTIONS.get(str(ev.detail.get("value") or "").lower())
+
+
+def _preference_proof(ev: Notice) -> dict:
+    given = {"text": ev.detail.get("detail"), "value": ev.detail.get("value"),
+             "signup_id": ev.detail.get("signup_id"), "provider_event": ev.topic}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _unsupported(conn, account_id, channel, ev: Unsupported, out: Outcome) -> None:

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from gateway import contacts, jobs, keystore, merges, messages, send_gate, uploads
+from gateway import consent, contacts, jobs, keystore, merges, messages, send_gate, uploads
 from gateway.crypto import field_aad
 
 SEND_BATCH_JOB = "gateway.send_worker.send_batch"
@@ -101,10 +101,8 @@ _CONTEXT = (
     "OFFSET 0) i ON true "
     "LEFT JOIN LATERAL (SELECT t.id, t.last_inbound_at FROM threads t WHERE t.account_id = %(a)s "
     "AND t.contact_id = r.id AND t.channel_id = ch.id LIMIT 1) t ON true "
-    "LEFT JOIN LATERAL (SELECT coalesce(jsonb_object_agg(purpose, action), '{}'::jsonb) AS consent FROM "
-    "(SELECT DISTINCT ON (purpose) purpose, action FROM consent_events WHERE account_id = %(a)s "
-    "AND contact_id = r.id AND channel_kind IN (ch.kind, 'all') "
-    "ORDER BY purpose, occurred_at DESC, recorded_at DESC) x) cs ON true "
+    # The consent state as the gate reads it, through merges (gateway/consent.py owns that SQL).
+    "LEFT JOIN LATERAL (" + consent.state_sql("r.id", "ch.kind") + ") cs ON true "
     "ORDER BY q.ord, i.created_at")
 
 
@@ -115,7 +113,7 @@ class SendContext:
     key: object               # its data key
     identities: list[dict]    # kind, identity_id, address_enc, oldest first
     thread: dict | None       # id, last_inbound_at
-    consent: dict[str, str]   # purpose → latest action
+    consent: dict[str, str]   # purpose → granted | withdrawn | lapsed (consent.state_sql)
 
     @property
     def gate_state(self) -> tuple[dict, dict | None]:

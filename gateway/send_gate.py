@@ -72,13 +72,9 @@ def check(conn, account_id, req: Request, *, state: tuple[dict[str, str], dict |
                       f"takes at most {limit}")
 
     consent, thread = state
-    if consent.get("all") == "withdrawn" or consent.get(req.purpose) == "withdrawn":
-        if req.purpose != "opt_out_confirmation":
-            raise Refused("opted_out", 403, f"the contact opted out of {req.purpose} messages on "
-                          f"{channel['kind']}; nothing is sent until they opt in again")
-    if req.purpose == "marketing" and consent.get("marketing") != "granted":
-        raise Refused("no_marketing_consent", 403, "marketing messages need the contact's explicit opt-in; "
-                      "record it with its proof first")
+    refusal = consent_refusal(consent, req.purpose, channel["kind"])
+    if refusal is not None:
+        raise refusal
 
     if caps.get("window") and req.kind not in WINDOWLESS:
         last = thread["last_inbound_at"] if thread else None
@@ -96,6 +92,31 @@ def check(conn, account_id, req: Request, *, state: tuple[dict[str, str], dict |
         from gateway import template_sends
         template_sends.check_whatsapp(conn, account_id, channel, req.contact_id, req.content)
     return thread
+
+
+def consent_refusal(consent: dict[str, str], purpose: str, channel_kind: str) -> Refused | None:
+    """The consent rule, on the state ``consent.state_sql`` reads (purpose → granted | withdrawn | lapsed, on
+    this channel kind or all channels; ``all`` as a purpose is a channel-wide opt-out or its lifting).
+
+    The confirmation of an opt-out always goes: the customer must learn that their STOP worked. A
+    channel-wide opt-out stops everything else, transactional included, until START (or a recorded
+    ``all`` grant). Marketing also needs a grant given after the last channel-wide opt-out; other
+    purposes (transactional, surveys, an account's own) go unless withdrawn."""
+    if purpose == "opt_out_confirmation":
+        return None
+    if consent.get("all") == "withdrawn":
+        return Refused("opted_out", 403, f"the contact opted out of every message on {channel_kind}; nothing "
+                       "is sent until they opt in again (START, or a recorded 'all' grant with proof)")
+    if consent.get(purpose) == "withdrawn":
+        return Refused("opted_out", 403, f"the contact opted out of {purpose} messages on {channel_kind}; "
+                       f"nothing is sent for {purpose} until they grant it again")
+    if purpose == "marketing" and consent.get("marketing") != "granted":
+        lapsed = consent.get("marketing") == "lapsed"
+        return Refused("no_marketing_consent", 403, "marketing messages need the contact's explicit opt-in"
+                       + ("; the last one came before they opted out of everything, so it no longer counts"
+                          if lapsed else "") + "; record a grant with its proof first "
+                       "(POST /v1/contacts/{id}/consents)")
+    return None
 
 
 def sends_templates(channel: dict) -> bool:

@@ -11,7 +11,7 @@ from flask import g, request
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, ValidationError
 
-from gateway import db
+from gateway import audit, db
 from gateway.accounts import authenticate
 from gateway.problems import Problem, field_errors
 
@@ -74,6 +74,13 @@ def _principal(conn):
     return principal
 
 
+def _status(result) -> int:
+    """The status a view's return value answers with (Flask's shapes: a body, (body, status[, headers]), a Response)."""
+    if isinstance(result, tuple):
+        return result[1] if len(result) > 1 and isinstance(result[1], int) else 200
+    return getattr(result, "status_code", 200)
+
+
 def api(scope: str | None):
     """Authenticate, check the scope, and run the view in one transaction.
 
@@ -101,6 +108,12 @@ def api(scope: str | None):
                     conn.commit()  # keep last_used_at
                     raise Problem(403, "Forbidden", f"this API key lacks the scope '{scope}'; "
                                   f"create a key that has it", slug="missing-scope")
-                return view(conn=conn, principal=principal, **kwargs)
+                result = view(conn=conn, principal=principal, **kwargs)
+                if request.method in ("GET", "HEAD") and not g.get("audit_recorded") and _status(result) < 400:
+                    # Art. 30: every read of personal data leaves a row (who, which route, which target), in
+                    # this transaction so a read is never served without its record. Routes decide, by resource.
+                    audit.record_read(conn, principal=principal, rule=request.url_rule.rule, view_args=kwargs,
+                                      args=request.args)
+                return result
         return inner
     return wrap

@@ -54,7 +54,7 @@ def audit(conn, *, account_id, actor: str, action: str, target_type: str | None 
          None if target_id is None else str(target_id), Jsonb(detail or {})))
 
 
-_ACCOUNT = "id, name, timezone, default_language, created_at"
+_ACCOUNT = "id, name, timezone, default_language, retention_message_days, retention_raw_event_days, created_at"
 
 
 def create_account(conn, *, name: str, timezone_name: str = "UTC", default_language: str | None = None,
@@ -72,9 +72,12 @@ def get_account(conn, *, account_id) -> dict | None:
     return conn.execute(f"SELECT {_ACCOUNT} FROM accounts WHERE id = %s", (account_id,)).fetchone()
 
 
+UPDATABLE = ("timezone", "default_language", "retention_message_days", "retention_raw_event_days")
+
+
 def update_account(conn, *, account_id, changes: dict, actor: str) -> dict:
-    """Set the account's time zone and/or default language (only the keys given)."""
-    allowed = {k: v for k, v in changes.items() if k in ("timezone", "default_language")}
+    """Set the account's time zone, default language and/or retention periods (only the keys given)."""
+    allowed = {k: v for k, v in changes.items() if k in UPDATABLE}
     if allowed:
         sets = ", ".join(f"{k} = %({k})s" for k in allowed)
         conn.execute(f"UPDATE accounts SET {sets} WHERE id = %(id)s", {**allowed, "id": account_id})

@@ -388,6 +388,96 @@ def templates_preview(name, parameters, language, directory, account, channel):
     click.echo(f"--- Cloud API template object ---\n{json.dumps(rendered.cloud_api, indent=2, ensure_ascii=False)}")
 
 
+@main.group("contacts")
+def contacts_group():
+    """Contacts: data-subject requests (access and portability)."""
+
+
+@contacts_group.command("export")
+@click.option("--account", "account", required=True, help="Account id or name.")
+@click.argument("contact_id")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON document here (owner-only permissions) instead of to standard output.")
+def contacts_export(account, contact_id, out):
+    """Export everything held about a contact (and contacts merged into it), decrypted, as one JSON
+    document: what GET /v1/contacts/{id}/export returns. The export is recorded in the audit log."""
+    from gateway import db, export
+    contact_id = _uuid(contact_id, "contact")
+    _init()
+    with db.connection() as conn:
+        export.begin_snapshot(conn)   # one consistent view of a history that keeps growing meanwhile
+        account_id = _account_id(conn, account)
+        subject = export.find(conn, account_id=account_id, contact_id=contact_id)
+        if subject is None:
+            raise click.ClickException(f"no contact {contact_id} in account {account}; find its id with "
+                                       "GET /v1/contacts")
+        total = export.count_messages(conn, subject)
+        # Personal data: the file is owner-only, and appears under its name only once complete.
+        tmp = None if out is None else out.with_name(f".{out.name}.partial")
+        fh = sys.stdout if tmp is None else open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                                                 "w", encoding="utf-8")
+        try:
+            with click.progressbar(length=total, label="exporting messages", file=sys.stderr) as bar:
+                for piece in export.chunks(conn, subject, progress=bar.update):
+                    fh.write(piece)
+            fh.flush()
+            if tmp is not None:
+                os.fsync(fh.fileno())
+                fh.close()
+                os.replace(tmp, out)
+        finally:
+            if tmp is not None:
+                fh.close()
+                tmp.unlink(missing_ok=True)
+        export.record(conn, subject=subject, actor="cli", via="cli")
+    if out is not None:
+        click.echo(f"exported contact {contact_id}: {subject.message_count} message(s), "
+                   f"{len(subject.merged)} merged contact(s) → {out}", err=True)
+
+
+@main.group()
+def retention():
+    """Retention: message content and raw webhooks kept no longer than each account's periods."""
+
+
+@retention.command("run")
+@click.option("--account", "account", default=None, help="Account id or name (default: every account).")
+@click.option("--dry-run", is_flag=True, help="Only say what would go; change nothing.")
+@click.option("--batch", type=click.IntRange(1, 100000), default=1000, show_default=True,
+              help="Rows per statement, each batch its own short transaction.")
+def retention_run(account, dry_run, batch):
+    """Wipe expired message content and delete expired processed raw events, in batches.
+
+    Prints one line per account and table (what is due and what went), progress on standard error, and a
+    JSON summary last. Periods are set per account with PATCH /v1/account (retention_message_days,
+    retention_raw_event_days)."""
+    from gateway import db, retention as r
+    _init()
+    account_id = None
+    if account is not None:
+        with db.connection() as conn:
+            account_id = _account_id(conn, account)
+
+    def progress(policy, table, done, due):
+        click.echo(f"  {policy.name}  {table}: {done:,} of {due:,}", err=True)
+
+    with db.connection() as conn:
+        found = r.policies(conn, account_id)
+    names = {p.account_id: p.name for p in found}
+    for p in found:
+        click.echo(f"{p.name} ({p.account_id}): message content "
+                   f"{'kept forever' if p.message_days is None else f'{p.message_days} days'}, raw events "
+                   f"{'kept forever' if p.raw_event_days is None else f'{p.raw_event_days} days'}")
+    report = r.run(account_id, dry_run=dry_run, batch=batch, progress=progress)
+    verb = "would go" if dry_run else "went"
+    for row in report.rows():
+        what = {"messages": "message contents", "inbound_events": "raw events",
+                "pending_statuses": "pending statuses"}[row["table"]]
+        n = row["due"] if dry_run else row["done"]
+        click.echo(f"{names.get(uuid.UUID(row['account_id']), row['account_id'])}  {what}: {n:,} {verb}")
+    click.echo(json.dumps({"dry_run": dry_run, "results": report.rows()}))
+
+
 @main.group()
 def sandbox():
     """The sandbox provider: a local stand-in for the Cloud API, Messenger and Twilio (no real credentials)."""
@@ -455,7 +545,7 @@ def keys_rotate(batch):
     running processes pick it up from the file. With GATEWAY_MASTER_KEYS, add the
     new key to every process's environment and make it GATEWAY_MASTER_KEY_ID first.
     """
-    from gateway import db, keystore, runtime
+    from gateway import audit as audit_log, db, keystore, runtime
     from gateway.accounts import audit
     settings = _init()
     ring = runtime.keyring()
@@ -466,20 +556,26 @@ def keys_rotate(batch):
         click.echo(f"new master key {ring.current_kid} written to {settings.keyring_file}; back it up", err=True)
     with db.connection() as conn:
         total = keystore.pending_rewrap(conn)
+        started = audit_log.database_now(conn)
     done = 0
-    with click.progressbar(length=total, label=f"re-wrapping under {runtime.keyring().current_kid}",
-                           file=sys.stderr) as bar:
-        while True:
-            with db.connection() as conn:
-                n = keystore.rewrap_batch(conn, batch)
-            if n == 0:
-                break
-            done += n
-            bar.update(n)
+    try:
+        with click.progressbar(length=total, label=f"re-wrapping under {runtime.keyring().current_kid}",
+                               file=sys.stderr) as bar:
+            while True:
+                with db.connection() as conn:
+                    n = keystore.rewrap_batch(conn, batch)
+                if n == 0:
+                    break
+                done += n
+                bar.update(n)
+    finally:
+        # Recorded even when interrupted: the batches committed so far did re-wrap keys.
+        with db.connection() as conn:
+            audit(conn, account_id=None, actor="cli", action="keys.rotated",
+                  detail={"master_kid": runtime.keyring().current_kid, "rewrapped": done})
+            audit_log.record_rotation(conn, since=started, master_kid=runtime.keyring().current_kid)
     with db.connection() as conn:
         left = keystore.pending_rewrap(conn)
-        audit(conn, account_id=None, actor="cli", action="keys.rotated",
-              detail={"master_kid": runtime.keyring().current_kid, "rewrapped": done})
     click.echo(f"re-wrapped {done} data key(s) under {runtime.keyring().current_kid}; {left} left "
                f"(held by a concurrent writer; run again to finish)" if left else
                f"re-wrapped {done} data key(s) under {runtime.keyring().current_kid}")

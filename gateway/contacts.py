@@ -5,7 +5,7 @@ import json
 
 import phonenumbers
 
-from gateway import keystore, runtime
+from gateway import events, keystore, media, runtime
 from gateway.accounts import audit
 from gateway.crypto import field_aad
 from gateway.db import uuid7
@@ -42,6 +42,15 @@ def normalise_address(kind: str, raw: str) -> str:
     if not value:
         raise InvalidAddress("must not be empty")
     return value
+
+
+def lookup_address(kind: str, raw: str) -> str:
+    """An address as inbound stores it: normalised when it can be, else as the provider gave it (an odd
+    sender is still a customer)."""
+    try:
+        return normalise_address(kind, raw)
+    except InvalidAddress:
+        return raw.strip()
 
 
 def _bidx(account_id, kind: str, address: str) -> bytes:
@@ -186,24 +195,90 @@ def list_contacts(conn, *, account_id, limit: int = 50, before=None) -> list[dic
     return [_decrypt_contact(conn, account_id, r) for r in rows]
 
 
-def erase_contact(conn, *, account_id, contact_id, actor: str) -> bool:
-    """Crypto-shred a contact (and every contact merged into it): destroy the data keys, then delete the rows.
+class AlreadyErased(LookupError):
+    """The contact was erased before (a tombstone says when); nothing of it is left to erase."""
 
-    Destroying the key first means any copy of the ciphertext that survives
-    (a backup, a replica lagging behind) is unreadable too.
+    def __init__(self, erased_at):
+        super().__init__("contact already erased")
+        self.erased_at = erased_at
+
+
+def erasure_of(conn, *, account_id, contact_id):
+    """When this contact id was erased, or None (never, or it never existed in this account)."""
+    row = conn.execute("SELECT erased_at FROM contact_erasures WHERE account_id = %s AND contact_id = %s",
+                       (account_id, contact_id)).fetchone()
+    return None if row is None else row["erased_at"]
+
+
+def erase_contact(conn, *, account_id, contact_id, actor: str) -> bool:
+    """Erase a contact and every contact merged into it (GDPR Art. 17); False when it is unknown.
+
+    Raises AlreadyErased when a tombstone says it is gone. In order: the data keys are destroyed first, so
+    any copy of a ciphertext that survives (a replica lagging behind, a dead tuple not yet vacuumed, a
+    backup taken after this commit) is unreadable; then the messages with their statuses and media bytes,
+    set-based (10,000 messages must go in well under a second, which per-row cascades would not); then the
+    bodies of the raw webhooks that concerned them; then the contact rows, whose cascades take the
+    identities (their blind indexes), threads, consent events, merges and notices. A tombstone, a
+    ``contact.erased`` event for the CRM and an audit row stay; none holds personal data.
     """
     rows = conn.execute(
-        "SELECT id, data_key_id FROM contacts WHERE account_id = %s AND (id = %s OR merged_into = %s) FOR UPDATE",
+        "SELECT id, data_key_id FROM contacts WHERE account_id = %s AND (id = %s OR merged_into = %s) "
+        "ORDER BY id FOR UPDATE",
         (account_id, contact_id, contact_id)).fetchall()
     if not any(r["id"] == contact_id for r in rows):
+        erased_at = erasure_of(conn, account_id=account_id, contact_id=contact_id)
+        if erased_at is not None:
+            raise AlreadyErased(erased_at)
         return False
+    ids = [r["id"] for r in rows]
     for row in rows:
         keystore.shred(conn, account_id=account_id, key_id=row["data_key_id"])
-    conn.execute("DELETE FROM contacts WHERE account_id = %s AND id = ANY(%s)",
-                 (account_id, [r["id"] for r in rows]))
+    threads = [r["id"] for r in conn.execute(
+        "SELECT id FROM threads WHERE account_id = %s AND contact_id = ANY(%s)", (account_id, ids)).fetchall()]
+    counts = {"merged_contacts": len(ids) - 1, "threads": len(threads)}
+    counts.update(_delete_messages(conn, account_id, threads))
+    counts["raw_events"] = wipe_raw_events(conn, account_id=account_id, contact_ids=ids)
+    counts["pending_statuses"] = conn.execute(
+        "DELETE FROM pending_statuses WHERE account_id = %s AND contact_id = ANY(%s)", (account_id, ids)).rowcount
+    conn.execute("DELETE FROM contacts WHERE account_id = %s AND id = ANY(%s)", (account_id, ids))
+    conn.execute("INSERT INTO contact_erasures (account_id, contact_id) SELECT %s, unnest(%s::uuid[]) "
+                 "ON CONFLICT DO NOTHING", (account_id, ids))
+    merged = [str(i) for i in ids if i != contact_id]
+    events.emit(conn, account_id, events.CONTACT_ERASED, {"contact_id": str(contact_id), "merged_contact_ids": merged},
+                subject_id=contact_id)
     audit(conn, account_id=account_id, actor=actor, action="contact.erased",
-          target_type="contact", target_id=contact_id, detail={"merged_contacts_erased": len(rows) - 1})
+          target_type="contact", target_id=contact_id,
+          detail={"merged_contacts_erased": len(ids) - 1, "merged_contact_ids": merged, "counts": counts})
     return True
+
+
+def _delete_messages(conn, account_id, threads: list) -> dict:
+    """The threads' messages, their status history, media (bytes included) and pending statuses, one
+    statement each. Deleting children first leaves the messages' foreign-key triggers nothing to find."""
+    if not threads:
+        return {"messages": 0, "media": 0}
+    in_threads = "SELECT id FROM messages WHERE account_id = %(a)s AND thread_id = ANY(%(t)s)"
+    params = {"a": account_id, "t": threads}
+    # A status that raced its message waits under the message's provider id: a blind index of it goes too.
+    conn.execute(
+        "DELETE FROM pending_statuses p USING messages m WHERE p.account_id = %(a)s AND m.account_id = %(a)s "
+        "AND m.thread_id = ANY(%(t)s) AND m.provider_id_bidx IS NOT NULL AND p.channel_id = m.channel_id "
+        "AND p.provider_id_bidx = m.provider_id_bidx", params)
+    conn.execute(f"DELETE FROM message_events WHERE account_id = %(a)s AND message_id IN ({in_threads})", params)
+    n_media = media.delete_for_threads(conn, account_id=account_id, thread_ids=threads)
+    n_messages = conn.execute("DELETE FROM messages WHERE account_id = %(a)s AND thread_id = ANY(%(t)s)",
+                              params).rowcount
+    return {"messages": n_messages, "media": n_media}
+
+
+def wipe_raw_events(conn, *, account_id, contact_ids: list) -> int:
+    """Make the raw webhooks these contacts appeared in unreadable: their bodies are removed, the rows stay
+    as dedupe keys (see migration 0010). A webhook that named several customers goes for all of them: it
+    was applied long ago, and what it said about the others lives on in their own rows."""
+    return conn.execute(
+        "UPDATE inbound_events e SET raw_enc = NULL, raw_erased_at = now() FROM inbound_event_contacts l "
+        "WHERE l.account_id = %s AND l.contact_id = ANY(%s) AND e.account_id = l.account_id "
+        "AND e.id = l.event_id AND e.raw_enc IS NOT NULL", (account_id, contact_ids)).rowcount
 
 
 def move_identity(conn, *, account_id, kind: str, old: str, new: str, actor: str) -> str:

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 from collections import defaultdict
 
-from gateway import db, jobs, keystore, media, normalise
+from gateway import contacts, db, jobs, keystore, media, messages, normalise, outbound
 from gateway.crypto import field_aad
 from gateway.db import uuid7
 from gateway.group_commit import GroupCommitter
+from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate
 
 log = logging.getLogger("gateway.inbound")
 PROCESS_JOB = "gateway.inbound.process_event"
@@ -192,9 +193,16 @@ def _process(account_id: str, event_ids: list[str]) -> dict[str, str]:
         except Exception:
             conn.rollback()
             done = _apply_rows(conn, account_id, conn.execute(_CLAIM, (account_id, ids)).fetchall(), isolate=True)
-        outcomes, finished, downloads = done
+        outcomes, finished, downloads, subjects, sends = done
         _finish(conn, account_id, finished)
+        _link_contacts(conn, account_id, subjects)
     media.enqueue_downloads(account_id, downloads)
+    if sends:
+        # Keyword replies (gateway/keywords.py), queued in the transaction that just committed. Flushed
+        # here: a forking worker's job process exits right after this; the sweeper covers a crash.
+        for message_id in sends:
+            outbound.enqueue(account_id, message_id)
+        outbound.flush_enqueues(timeout=5.0)
     return outcomes
 
 
@@ -204,6 +212,8 @@ def _apply_rows(conn, account_id, rows, *, isolate: bool):
     outcomes: dict[str, str] = {}
     finished: list[tuple] = []     # (event id, error, review reasons)
     downloads: list = []
+    sends: list = []               # keyword replies queued by normalise, enqueued after commit
+    subjects: list[tuple] = []     # whom each applied event named: see _link_contacts
     for row in rows:
         provider = registry.get(row["provider"])
         if provider is None:
@@ -212,11 +222,11 @@ def _apply_rows(conn, account_id, rows, *, isolate: bool):
             outcomes[str(row["id"])] = "unsupported"
             continue
         if not isolate:
-            outcome = _apply_one(conn, account_id, row, provider)
+            outcome, named, raw = _apply_one(conn, account_id, row, provider)
         else:
             try:
                 with conn.transaction():
-                    outcome = _apply_one(conn, account_id, row, provider)
+                    outcome, named, raw = _apply_one(conn, account_id, row, provider)
             except Exception as exc:
                 # The savepoint rolled back; count the attempt so the sweeper stops after MAX_ATTEMPTS.
                 log.warning("inbound event failed", extra={"error": type(exc).__name__}, exc_info=True)
@@ -226,8 +236,11 @@ def _apply_rows(conn, account_id, rows, *, isolate: bool):
                 continue
         finished.append((row["id"], None, outcome.review))
         downloads += outcome.media_ids
+        sends += outcome.send_ids
+        subjects += [(row["id"], row["channel_id"], kind, address, message_id, raw)
+                     for kind, address, message_id in named]
         outcomes[str(row["id"])] = "processed"
-    return outcomes, finished, downloads
+    return outcomes, finished, downloads, subjects, sends
 
 
 def _apply_one(conn, account_id, row, provider):
@@ -235,8 +248,91 @@ def _apply_one(conn, account_id, row, provider):
     raw = key.decrypt(bytes(row["raw_enc"]), field_aad("inbound_events", "raw", account_id, row["id"]))
     channel = {"id": row["channel_id"], "kind": row["kind"], "external_id": row["external_id"],
                "group_id": row["group_id"], "settings": row["settings"]}
-    return normalise.apply_all(conn, account_id, channel, provider.parse(raw, {}))
+    parsed = provider.parse(raw, {})
+    return normalise.apply_all(conn, account_id, channel, parsed), _subjects(parsed), raw
 
+
+def _subjects(parsed: list) -> list[tuple[str, str, str | None]]:
+    """(identity kind, address, status's provider message id) of every customer the events name; a status
+    that names nobody counts by its message id (kind 'provider_message_id')."""
+    out: list[tuple[str, str, str | None]] = []
+    for ev in parsed:
+        if isinstance(ev, InboundMessage):
+            out += [(ev.sender_kind, ev.sender, None), *((k, a, None) for k, a in ev.aliases)]
+        elif isinstance(ev, StatusUpdate):
+            if ev.recipient and ev.recipient_kind:
+                out.append((ev.recipient_kind, ev.recipient, ev.provider_message_id))
+            elif ev.provider_message_id:
+                out.append(("provider_message_id", ev.provider_message_id, ev.provider_message_id))
+        elif isinstance(ev, Notice) and ev.subject is not None:
+            out.append((*ev.subject, None))
+        elif isinstance(ev, IdentityChange):
+            out.append((ev.kind, ev.new, None))   # applied: the identity now answers to the new address
+    return out
+
+
+def _link_contacts(conn, account_id, subjects: list[tuple]) -> None:
+    """Tie each applied raw event to the contacts it named, so that erasing a contact reaches its raw
+    webhooks, which were stored under the account's key before anyone knew whose they were. An event that
+    concerns one contact (nearly all) is re-encrypted under that contact's key, so destroying the key makes
+    every copy of it unreadable too; one naming several stays under the account's key and erasure wipes
+    its body (``contacts.wipe_raw_events``). A status still waiting for its message (``pending_statuses``)
+    is tied to the contact too, so erasure finds it. Subjects: (event id, channel id, identity kind,
+    address, the status's provider message id or None, raw body). A few statements per batch; an address
+    nobody owns links nothing."""
+    if not subjects:
+        return
+    event_ids, channel_ids, kinds, bidxs, raws = [], [], [], [], {}
+    statuses = []   # (event id, channel id, provider message id)
+    for event_id, channel_id, kind, address, message_id, raw in subjects:
+        if message_id is not None:
+            statuses.append((event_id, channel_id, message_id))
+        if kind == "provider_message_id":
+            bidx = messages.provider_id_bidx(account_id, address)
+        else:
+            bidx = contacts._bidx(account_id, kind, contacts.lookup_address(kind, address))
+        event_ids.append(event_id)
+        channel_ids.append(channel_id)
+        kinds.append(kind)
+        bidxs.append(bidx)
+        raws[event_id] = raw
+    linked = conn.execute(
+        "WITH l AS (INSERT INTO inbound_event_contacts (account_id, contact_id, event_id) "
+        "SELECT DISTINCT %(a)s::uuid, x.contact_id, v.event_id "
+        "FROM unnest(%(e)s::uuid[], %(ch)s::uuid[], %(k)s::text[], %(b)s::bytea[]) AS v(event_id, channel_id, kind, bidx) "
+        "CROSS JOIN LATERAL (SELECT i.contact_id FROM contact_identities i WHERE i.account_id = %(a)s "
+        "AND i.kind = v.kind AND i.address_bidx = v.bidx "
+        "UNION ALL SELECT m.contact_id FROM messages m WHERE v.kind = 'provider_message_id' "
+        "AND m.account_id = %(a)s AND m.channel_id = v.channel_id AND m.provider_id_bidx = v.bidx) x "
+        "ON CONFLICT DO NOTHING RETURNING contact_id, event_id) "
+        "SELECT l.event_id, l.contact_id, c.data_key_id FROM l "
+        "JOIN contacts c ON c.account_id = %(a)s AND c.id = l.contact_id",
+        {"a": account_id, "e": event_ids, "ch": channel_ids, "k": kinds, "b": bidxs}).fetchall()
+    by_event: dict = {}
+    for r in linked:
+        by_event.setdefault(r["event_id"], []).append(r)
+    ids, keys, encs = [], [], []
+    for event_id, found in by_event.items():
+        if len(found) != 1:
+            continue
+        key = keystore.load_key(conn, account_id=account_id, key_id=found[0]["data_key_id"])
+        ids.append(event_id)
+        keys.append(key.id)
+        encs.append(key.encrypt(raws[event_id], field_aad("inbound_events", "raw", account_id, event_id)))
+    if ids:
+        conn.execute(
+            "UPDATE inbound_events e SET data_key_id = v.key_id, raw_enc = v.raw_enc "
+            "FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[]) AS v(id, key_id, raw_enc) "
+            "WHERE e.account_id = %s AND e.id = v.id", (ids, keys, encs, account_id))
+    waiting = [(channel_id, messages.provider_id_bidx(account_id, message_id), by_event[event_id][0]["contact_id"])
+               for event_id, channel_id, message_id in statuses if len(by_event.get(event_id, ())) == 1]
+    if waiting:
+        channels_, pids, owners = zip(*waiting)
+        conn.execute(
+            "UPDATE pending_statuses p SET contact_id = v.contact_id "
+            "FROM unnest(%s::uuid[], %s::bytea[], %s::uuid[]) AS v(channel_id, bidx, contact_id) "
+            "WHERE p.account_id = %s AND p.channel_id = v.channel_id AND p.provider_id_bidx = v.bidx "
+            "AND p.contact_id IS NULL", (list(channels_), list(pids), list(owners), account_id))
 
 def _finish(conn, account_id, finished: list[tuple]) -> None:
     """Mark applied events processed in one statement (review reasons travel newline-joined)."""

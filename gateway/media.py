@@ -126,3 +126,25 @@ def content(conn, *, account_id, media_id) -> dict | None:
     out["data"] = (key.decrypt(bytes(row["content_enc"]), field_aad("media", "content", account_id, media_id))
                    if row["content_enc"] is not None else None)
     return out
+
+
+# --- deletion (erasure, retention) ---------------------------------------------------------------------
+# Files live only in PostgreSQL (``content_enc``, under the contact's key), so deleting the row deletes the
+# bytes; there is no file store to clean. A download in flight for a deleted row finds nothing to update.
+
+def delete_for_threads(conn, *, account_id, thread_ids: list) -> int:
+    """Every attachment of these threads' messages (an erased contact's); returns how many."""
+    if not thread_ids:
+        return 0
+    return conn.execute(
+        "DELETE FROM media WHERE account_id = %(a)s AND message_id IN "
+        "(SELECT id FROM messages WHERE account_id = %(a)s AND thread_id = ANY(%(t)s))",
+        {"a": account_id, "t": thread_ids}).rowcount
+
+
+def delete_for_messages(conn, *, account_id, message_ids: list) -> int:
+    """The attachments of these messages (their content expired); returns how many."""
+    if not message_ids:
+        return 0
+    return conn.execute("DELETE FROM media WHERE account_id = %s AND message_id = ANY(%s)",
+                        (account_id, message_ids)).rowcount

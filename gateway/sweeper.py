@@ -16,10 +16,17 @@ from dataclasses import dataclass
 import redis
 from rq.job import Job, JobStatus
 
-from gateway import db, inbound, jobs, media, runtime, uploads
+from gateway import db, inbound, jobs, media, retention, runtime, uploads
 
 log = logging.getLogger("gateway.sweeper")
 MAX_ATTEMPTS = 10
+# Retention: checked this often once nothing is due; while a backlog lasts each pass takes a short slice of
+# it, so the sweeper's own work (re-enqueueing) is never held up for long and workers stay free for traffic.
+try:
+    RETENTION_INTERVAL_S = float(os.environ.get("GATEWAY_RETENTION_INTERVAL_S") or 3600)
+except ValueError:
+    raise SystemExit("GATEWAY_RETENTION_INTERVAL_S must be a number of seconds, e.g. 3600") from None
+RETENTION_SLICE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -113,11 +120,22 @@ def run_forever(interval_s: float) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("sweeper started", extra={"interval_s": interval_s})
+    retention_at = time.monotonic()
     while not stopping:
         try:
             sweep_once(grace_s=max(10.0, 2 * interval_s))
         except (db.DatabaseUnavailable, redis.RedisError) as exc:
             log.warning("sweep skipped: backend unavailable", extra={"error": type(exc).__name__})
+        if time.monotonic() >= retention_at:
+            try:
+                caught_up = retention.sweep_slice(RETENTION_SLICE_S)
+                retention_at = time.monotonic() + (RETENTION_INTERVAL_S if caught_up else 0)
+            except db.DatabaseUnavailable as exc:
+                log.warning("retention skipped: database unavailable", extra={"error": type(exc).__name__})
+            except Exception as exc:   # retention must never take the sweeper's re-enqueueing down with it
+                log.error("retention failed; retried after the interval", extra={"error": type(exc).__name__},
+                          exc_info=True)
+                retention_at = time.monotonic() + RETENTION_INTERVAL_S
         deadline = time.monotonic() + interval_s
         while not stopping and time.monotonic() < deadline:
             time.sleep(min(0.2, interval_s))

@@ -44,6 +44,13 @@ def _time_zone(name: str) -> None:
 class AccountUpdate(StrictSchema):
     timezone = fields.String(validate=_time_zone)
     default_language = fields.String(validate=LANGUAGE_CODE, allow_none=True)
+    # Days; null keeps forever. Raw events need 7 at least: the stored row is what makes a provider's
+    # redelivery (Meta retries for up to a week) a duplicate.
+    retention_message_days = fields.Integer(allow_none=True, strict=True, validate=validate.Range(
+        min=1, max=36500, error="must be a number of days from 1 to 36500, or null to keep messages forever"))
+    retention_raw_event_days = fields.Integer(allow_none=True, strict=True, validate=validate.Range(
+        min=7, max=36500, error="must be a number of days from 7 (providers redeliver for up to a week) "
+                                "to 36500, or null to keep raw events forever"))
 
 
 class ContactCreate(StrictSchema):

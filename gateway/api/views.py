@@ -20,6 +20,8 @@ def _key_view(row: dict) -> dict:
 def _account_view(account: dict, principal) -> dict:
     return {"id": account["id"], "name": account["name"], "timezone": account["timezone"],
             "default_language": account["default_language"],
+            "retention_message_days": account["retention_message_days"],
+            "retention_raw_event_days": account["retention_raw_event_days"],
             "api_key": {"id": principal.key_id, "scopes": sorted(principal.scopes)}}
 
 
@@ -99,10 +101,16 @@ def get_contact(conn, principal, contact_id):
 
 
 @bp.delete("/contacts/<contact_id>")
-@api(scope="contacts:write")
+@api(scope="admin")
 def erase_contact(conn, principal, contact_id):
-    erased = contacts.erase_contact(conn, account_id=principal.account_id,
-                                    contact_id=parse_uuid(contact_id, "contact"), actor=principal.actor)
+    """Erasure (GDPR Art. 17): irreversible, hence admin only."""
+    try:
+        erased = contacts.erase_contact(conn, account_id=principal.account_id,
+                                        contact_id=parse_uuid(contact_id, "contact"), actor=principal.actor)
+    except contacts.AlreadyErased as exc:
+        raise Problem(410, "Gone", f"contact {contact_id} was erased at {exc.erased_at.isoformat()}; "
+                      "nothing of it is left to erase", slug="contact-erased",
+                      extra={"erased_at": exc.erased_at.isoformat()}) from None
     if not erased:
         raise Problem(404, "Not Found", f"no contact with id {contact_id} in this account")
     return "", 204

@@ -172,10 +172,16 @@ def apply_status(conn, *, account_id, channel_id, provider_message_id: str, stat
         conn.execute(
             "INSERT INTO pending_statuses (account_id, id, channel_id, provider_id_bidx, status, error_code, "
             "error_reason, detail, provider_ts, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (account_id, uuid7(), channel_id, bidx, status, error_code, error_reason, Jsonb(detail or {}),
+            (account_id, uuid7(), channel_id, bidx, status, error_code, error_reason, Jsonb(_kept(detail)),
              provider_ts, occurred_at))
         return "pending"
     return _apply_to(conn, account_id, row["id"], status, error_code, error_reason, detail, provider_ts, occurred_at)
+
+
+def _kept(detail: dict | None) -> dict:
+    """A status's detail as stored in clear: without the customer's ids (phone, BSUID, username) that
+    providers repeat in every status; the contact's identities hold them, encrypted."""
+    return {k: v for k, v in (detail or {}).items() if not k.startswith("recipient_") or k == "recipient_type"}
 
 
 def _adopt(conn, account_id, channel_id, callback_data: str, provider_message_id: str, bidx: bytes) -> dict | None:
@@ -207,7 +213,7 @@ def _adopt(conn, account_id, channel_id, callback_data: str, provider_message_id
 
 def _apply_to(conn, account_id, message_id, status, error_code, error_reason, detail, provider_ts,
               occurred_at) -> str:
-    event_detail = dict(detail or {})
+    event_detail = _kept(detail)
     if error_code or error_reason:
         event_detail.update(error_code=error_code, error_reason=error_reason)
     conn.execute(

@@ -40,6 +40,13 @@ def test_dump_has_no_phone_number_and_no_message_text(tenant, conn):
     messages.record_message(conn, account_id=tenant.id, contact_id=api["id"], channel_id=channel["id"],
                             direction="outbound", body="Claro, " + TEXT, status="sent",
                             content={"to": {"kind": "phone", "address": PHONE}, "body": "Claro, " + TEXT})
+    # Providers repeat the customer's ids in every status (WhatsApp: phone, BSUID, username).
+    for wamid in ("wamid.HBgLMzQ2MTEyMjMzNDQV", "wamid.not-known-yet"):
+        messages.apply_status(conn, account_id=tenant.id, channel_id=channel["id"], provider_message_id=wamid,
+                              status="delivered", detail={"status": "delivered", "recipient_type": "individual",
+                                                          "recipient_wa_id": PHONE.lstrip("+"),
+                                                          "recipient_user_id": "US.1349120865530",
+                                                          "recipient_username": "lucia_perez"})
     from gateway import inbound
     inbound.store_event(conn, account_id=tenant.id, channel_id=channel["id"], provider="sandbox",
                         dedupe_key="evt-1", raw=f'{{"from": "{PHONE}", "text": "{TEXT}"}}'.encode())
@@ -47,7 +54,7 @@ def test_dump_has_no_phone_number_and_no_message_text(tenant, conn):
 
     dump = _dump_all_tables(conn)
     for needle in (PHONE, PHONE.lstrip("+"), "611223344", TEXT, "cambiar mi cita", "Lucía", "EAAGsecret",
-                   "wamid.HBgLMzQ2MTEyMjMzNDQV"):
+                   "wamid.HBgLMzQ2MTEyMjMzNDQV", "US.1349120865530", "lucia_perez"):
         assert needle not in dump, f"{needle!r} found in clear in the dump"
     for h in _hexes(PHONE) + _hexes(TEXT):
         assert h not in dump

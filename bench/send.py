@@ -1,6 +1,7 @@
 """Benchmark: end-to-end sends per second (API accepted → sandbox received) against the sandbox's own capacity.
 
     .venv/bin/python bench/send.py [--quick] [--messages N] [--recipients R] [--batch B] [--workers K] [--backlog]
+                                   [--logs DIR]
 
 Same run, same machine, same load client (asyncio, 16 keep-alive connections,
 its own process): (a) the client posts Cloud API text messages straight to the
@@ -140,6 +141,8 @@ def main() -> None:
                    help="distinct customers the messages go to, round robin (at most one per message)")
     p.add_argument("--backlog", action="store_true",
                    help="start the workers only once the API accepted everything: measures sending alone")
+    p.add_argument("--logs", type=Path, metavar="DIR",
+                   help="keep each server's and worker's output in DIR (otherwise discarded)")
     args = p.parse_args()
     n = 3000 if args.quick else args.messages
 
@@ -160,9 +163,16 @@ def main() -> None:
 
         sandbox_port, web_port = _free_port(), _free_port()
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        spawn = dict(cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        procs.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "sandbox", "serve", "--port",
-                                       str(sandbox_port), "--data-dir", str(tmp)], **spawn))
+        def spawn(name: str, argv: list[str]) -> subprocess.Popen:
+            if not args.logs:
+                return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+            args.logs.mkdir(parents=True, exist_ok=True)
+            with open(args.logs / f"{name}.log", "wb") as out:
+                return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(spawn("sandbox", ["-m", "gateway.cli", "sandbox", "serve", "--port", str(sandbox_port),
+                                       "--data-dir", str(tmp)]))
         _wait_http(sandbox_url + "/_sandbox/stats", procs)
         _http(sandbox_url + "/_sandbox/config", {"callbacks": False})
         recipients = min(n, args.recipients)
@@ -180,11 +190,10 @@ def main() -> None:
         before = received(sandbox_url)
 
         # (b) the gateway end to end
-        procs.append(subprocess.Popen([sys.executable, "-m", "gunicorn", *gunicorn_args("127.0.0.1", web_port)],
-                                      **spawn))
+        procs.append(spawn("api", ["-m", "gunicorn", *gunicorn_args("127.0.0.1", web_port)]))
         def start_workers():
-            for _ in range(args.workers):
-                procs.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker", "send"], **spawn))
+            for i in range(args.workers):
+                procs.append(spawn(f"worker-{i}", ["-m", "gateway.cli", "worker", "send"]))
         if not args.backlog:
             start_workers()
         _wait_http(f"http://127.0.0.1:{web_port}/healthz", procs)

@@ -16,13 +16,14 @@ import logging
 import os
 import random
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from psycopg.types.json import Jsonb
 
-from gateway import channels, db, keystore, messages, outbound, ratelimit, uploads
-from gateway.crypto import field_aad
+from gateway import channels, consent, db, keystore, messages, outbound, ratelimit, runtime, uploads
+from gateway.crypto import DataKey, data_key_aad, field_aad
 from gateway.db import uuid7
 from gateway.providers import OutboundMessage, SendResult
 
@@ -53,6 +54,7 @@ def send_batch(account_id: str, message_ids: list[str]) -> dict[str, str]:
     were taken this way find them claimed and skip. Returns each message's outcome."""
     outcomes: dict[str, str] = {}
     deadline = time.monotonic() + JOB_BUDGET_S
+    account_id = _uuid(account_id)   # parsed once, not in each message's AAD (three per message)
     claimed, channels_by_id = _claim_many(account_id, message_ids)
     while claimed:
         outcomes.update(_send_claimed(account_id, claimed, channels_by_id))
@@ -91,7 +93,7 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
             log.warning("provider send raised", extra={"error": type(exc).__name__})
             return row, SendResult("unknown", reason=f"the provider adapter raised {type(exc).__name__}"), channel
 
-    results = list(_executor().map(work, claimed))
+    results = _run_all(work, claimed)
     outcomes = {}
     with db.connection() as conn:
         # The common case in one statement for the whole batch; the rest one by one.
@@ -101,6 +103,23 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
             if result.outcome != "sent":
                 outcomes[str(row["id"])] = _record(conn, account_id, row, result, channel_id=channel["id"])
     return outcomes
+
+
+def _run_all(work, items: list) -> list:
+    """``[work(item) for item in items]`` on the send threads: a few long-lived lanes take the next item as
+    they free up, instead of one future per item (a future, its lock and a thread wake-up per message cost
+    the worker more than the rest of its bookkeeping for that message)."""
+    results = [None] * len(items)
+    todo = iter(range(len(items)))   # shared by the lanes: next() on it is atomic under the GIL
+
+    def lane():
+        for i in todo:
+            results[i] = work(items[i])
+
+    lanes = [_executor().submit(lane) for _ in range(min(CONCURRENCY, len(items)))]
+    for done in lanes:
+        done.result()   # re-raises what a lane raised, as map() did
+    return results
 
 
 _PAIR_REASON = "held back: this customer already got the most messages the provider allows in a short time"
@@ -140,6 +159,12 @@ def send(account_id: str, message_id: str) -> str:
     return send_batch(account_id, [message_id]).get(str(message_id), "skipped")
 
 
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# Array parameters go as %b (binary): psycopg writes a 200-element uuid or bytea array in text several times
+# slower, and the worker sends several per batch.
 _CLAIM = ("UPDATE messages SET status = 'sending', status_rank = 1, attempts = attempts + 1, "
           "send_started_at = now(), updated_at = now() WHERE account_id = %s AND id IN ("
           "SELECT id FROM messages WHERE account_id = %s AND {which} AND direction = 'outbound' "
@@ -155,22 +180,20 @@ def _claim_many(account_id, message_ids):
         if message_ids is None:
             rows = conn.execute(_CLAIM.format(which="TRUE"), (account_id, account_id, BATCH)).fetchall()
         else:
-            rows = conn.execute(_CLAIM.format(which="id = ANY(%s)"),
-                                (account_id, account_id, list(message_ids), BATCH)).fetchall()
+            rows = conn.execute(_CLAIM.format(which="id = ANY(%b::uuid[])"),
+                                (account_id, account_id, [_uuid(i) for i in message_ids], BATCH)).fetchall()
         if not rows:
             return [], {}
-        keys = {r["id"]: r["data_key_id"] for r in conn.execute(
-            "SELECT id, data_key_id FROM contacts WHERE account_id = %s AND id = ANY(%s)",
-            (account_id, list({r["contact_id"] for r in rows}))).fetchall()}
+        keys = _contact_keys(conn, account_id, {r["contact_id"] for r in rows})
         channels_by_id = {}
         for ch in conn.execute("SELECT id, kind, external_id, group_id, settings, status FROM channels "
-                               "WHERE account_id = %s AND id = ANY(%s)",
+                               "WHERE account_id = %s AND id = ANY(%b::uuid[])",
                                (account_id, list({r["channel_id"] for r in rows}))).fetchall():
             channels_by_id[ch["id"]] = (dict(ch), channels.load_credentials(conn, account_id=account_id,
                                                                             channel_id=ch["id"]))
         claimed = []
         for row in rows:
-            row = dict(row, key=keystore.load_key(conn, account_id=account_id, key_id=keys[row["contact_id"]]))
+            row = dict(row, key=keys[row["contact_id"]])
             try:
                 claimed.append((row, _message_for(conn, account_id, row)))
             except (LookupError, uploads.NotConfigured, Unreadable) as exc:
@@ -181,6 +204,23 @@ def _claim_many(account_id, message_ids):
                                                 "nothing was sent")))
         claimed = _stop_unsendable_templates(conn, account_id, claimed, channels_by_id)
     return claimed, channels_by_id
+
+
+def _contact_keys(conn, account_id, contact_ids) -> dict:
+    """Each contact's data key, unwrapped from one query for the whole batch: loading them one by one is a
+    round trip per message, as a batch's recipients rarely repeat (and other processes created the keys,
+    so this one's key cache has not seen them)."""
+    keys = {}
+    for r in conn.execute(
+            "SELECT c.id, c.data_key_id, k.master_kid, k.wrapped FROM contacts c LEFT JOIN data_keys k "
+            "ON k.account_id = c.account_id AND k.id = c.data_key_id "
+            "WHERE c.account_id = %s AND c.id = ANY(%b::uuid[])", (account_id, list(contact_ids))).fetchall():
+        if r["wrapped"] is None:   # shredded (or gone): the key store decides, as it always has
+            keys[r["id"]] = keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
+        else:
+            keys[r["id"]] = DataKey(r["data_key_id"], runtime.keyring().unwrap(
+                r["master_kid"], r["wrapped"], data_key_aad(account_id, r["data_key_id"])))
+    return keys
 
 
 class TemplateNotSendable(Exception):
@@ -279,7 +319,7 @@ def _record(conn, account_id, row, result: SendResult, channel_id=None) -> str:
         (result.error_code, reason, reason, account_id, row["id"]))
     _event(conn, account_id, row["id"], "failed", {"error_code": result.error_code, "error_reason": reason})
     if result.opted_out:
-        _record_opt_out(conn, account_id, row)
+        _record_opt_out(conn, account_id, row, result.error_code)
     if result.channel_problem and channel_id is not None:
         conn.execute("UPDATE channels SET status = 'paused', paused_reason = %s, updated_at = now() "
                      "WHERE account_id = %s AND id = %s AND status = 'active'", (reason, account_id, channel_id))
@@ -293,16 +333,18 @@ def _record_sent(conn, account_id, sent: list[tuple[dict, SendResult]]) -> dict[
     if not sent:
         return {}
     ids, bidxs, encs, attempts = [], [], [], []
+    # messages.provider_id_bidx, with the account's sub-key derived once for the batch, not per message.
+    bidx = runtime.keyring().blind_indexer(account_id)
     for row, result in sent:
         pid = result.provider_message_id
         key = row.get("key") or _contact_key(conn, account_id, row["contact_id"])
         ids.append(row["id"])
         attempts.append(row["attempts"])
-        bidxs.append(messages.provider_id_bidx(account_id, pid) if pid else None)
+        bidxs.append(bidx("provider_message_id", pid) if pid else None)
         encs.append(key.encrypt(pid, field_aad("messages", "provider_id", account_id, row["id"])) if pid else None)
     waiting = conn.execute(
-        "WITH v AS (SELECT * FROM unnest(%(ids)s::uuid[], %(bidx)s::bytea[], %(enc)s::bytea[], %(att)s::int[], "
-        "%(ev)s::uuid[]) AS v(id, bidx, enc, attempt, event_id)), "
+        "WITH v AS (SELECT * FROM unnest(%(ids)b::uuid[], %(bidx)b::bytea[], %(enc)b::bytea[], %(att)b::int[], "
+        "%(ev)b::uuid[]) AS v(id, bidx, enc, attempt, event_id)), "
         "u AS (UPDATE messages m SET status = CASE WHEN m.status_rank > 2 THEN m.status ELSE 'sent' END, "
         "status_rank = greatest(m.status_rank, 2), provider_id_bidx = coalesce(v.bidx, m.provider_id_bidx), "
         "provider_id_enc = coalesce(v.enc, m.provider_id_enc), sent_at = now(), last_error = NULL, "
@@ -339,14 +381,13 @@ def _event(conn, account_id, message_id, status: str, detail: dict) -> None:
                  (account_id, uuid7(), message_id, status, Jsonb(detail), f"attempt-{detail.get('attempt', '')}"))
 
 
-def _record_opt_out(conn, account_id, row) -> None:
-    """The provider says the customer stopped messages: the ledger records it, proof being the provider's code."""
+def _record_opt_out(conn, account_id, row, code) -> None:
+    """The provider says the customer stopped messages (131050: marketing; 21610: everything on the channel):
+    the ledger records it, proof being the provider's code, in the transaction that fails the message."""
     channel = conn.execute("SELECT kind FROM channels WHERE account_id = %s AND id = %s",
                            (account_id, row["channel_id"])).fetchone()
-    conn.execute(
-        "INSERT INTO consent_events (account_id, id, contact_id, channel_kind, purpose, action, source, occurred_at) "
-        "VALUES (%s, %s, %s, %s, 'all', 'withdrawn', 'provider', now())",
-        (account_id, uuid7(), row["contact_id"], channel["kind"]))
+    consent.record_provider_opt_out(conn, account_id=account_id, contact_id=row["contact_id"],
+                                    channel_kind=channel["kind"], code=code)
 
 
 def reconcile(account_id: str, message_id: str) -> str:

@@ -185,11 +185,33 @@ def test_permanent_errors_fail_at_once_with_code_and_reason(client, sandbox, cod
 def test_user_stopped_marketing_records_the_opt_out(client, sandbox):
     inbox, ch = _setup(client, sandbox)
     contact = _customer(inbox, ch)
+    granted = inbox.api("POST", f"/v1/contacts/{contact}/consents", json={
+        "channel_kind": "whatsapp", "purpose": "marketing", "action": "granted", "source": "web_form",
+        "proof": {"text": "Quiero recibir ofertas por WhatsApp", "text_version": "v1", "page": "/alta"}})
+    assert granted.status_code == 201, granted.json
     control(sandbox, "/_sandbox/config", {"whatsapp_error_code": 131050})
-    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": "x"})
+    msg = send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": "x"}, purpose="marketing")
     wait_for(lambda: inbox.api("GET", f"/v1/messages/{msg['id']}").json["status"] == "failed", inbox, what="131050")
     again = inbox.api("POST", "/v1/messages", json={"channel_id": ch["id"], "contact_id": contact, "type": "text",
-                                                    "text": {"body": "y"}})
+                                                    "text": {"body": "y"}, "purpose": "marketing"})
+    assert again.status_code == 403 and again.json["type"].endswith("/opted_out")
+    history = inbox.api("GET", f"/v1/contacts/{contact}/consents").json["history"]
+    assert history[0]["purpose"] == "marketing" and history[0]["action"] == "withdrawn"
+    assert history[0]["source"] == "provider" and history[0]["proof"]["provider_code"] == "131050"
+    # 131050 stops marketing only: a transactional message still goes.
+    control(sandbox, "/_sandbox/config", {"whatsapp_error_code": None})
+    send(inbox, channel_id=ch["id"], contact_id=contact, type="text", text={"body": "Tu pedido salió"})
+
+
+def test_twilio_unsubscribed_recipient_stops_every_purpose_on_sms(client, sandbox):
+    inbox, sms = _setup(client, sandbox, "twilio")
+    control(sandbox, "/_sandbox/config", {"twilio_error_code": 21610})
+    msg = send(inbox, channel_id=sms["id"], to={"address": "+34600000706"}, type="text", text={"body": "Tu cita"})
+    failed = wait_for(lambda: (m := inbox.api("GET", f"/v1/messages/{msg['id']}").json)["status"] == "failed" and m,
+                      inbox, what="21610")
+    assert failed["error"]["code"] == "21610"
+    again = inbox.api("POST", "/v1/messages", json={"channel_id": sms["id"], "to": {"address": "+34600000706"},
+                                                    "type": "text", "text": {"body": "otra"}})
     assert again.status_code == 403 and again.json["type"].endswith("/opted_out")
 
 

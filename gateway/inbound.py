@@ -20,7 +20,7 @@ from gateway import contacts, db, jobs, keystore, media, messages, normalise, ou
 from gateway.crypto import field_aad
 from gateway.db import uuid7
 from gateway.group_commit import GroupCommitter
-from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate
+from gateway.providers import IdentityChange, Notice, StatusUpdate
 
 log = logging.getLogger("gateway.inbound")
 PROCESS_JOB = "gateway.inbound.process_event"
@@ -239,6 +239,8 @@ def _apply_rows(conn, account_id, rows, *, isolate: bool):
         sends += outcome.send_ids
         subjects += [(row["id"], row["channel_id"], kind, address, message_id, raw)
                      for kind, address, message_id in named]
+        subjects += [(row["id"], row["channel_id"], "contact_id", contact_id, None, raw)
+                     for contact_id in outcome.contact_ids]
         outcomes[str(row["id"])] = "processed"
     return outcomes, finished, downloads, subjects, sends
 
@@ -253,13 +255,12 @@ def _apply_one(conn, account_id, row, provider):
 
 
 def _subjects(parsed: list) -> list[tuple[str, str, str | None]]:
-    """(identity kind, address, status's provider message id) of every customer the events name; a status
-    that names nobody counts by its message id (kind 'provider_message_id')."""
+    """(identity kind, address, status's provider message id) of every customer the events name beside their
+    messages (normalise reports those contacts itself); a status that names nobody counts by its message id
+    (kind 'provider_message_id')."""
     out: list[tuple[str, str, str | None]] = []
     for ev in parsed:
-        if isinstance(ev, InboundMessage):
-            out += [(ev.sender_kind, ev.sender, None), *((k, a, None) for k, a in ev.aliases)]
-        elif isinstance(ev, StatusUpdate):
+        if isinstance(ev, StatusUpdate):
             if ev.recipient and ev.recipient_kind:
                 out.append((ev.recipient_kind, ev.recipient, ev.provider_message_id))
             elif ev.provider_message_id:
@@ -278,20 +279,24 @@ def _link_contacts(conn, account_id, subjects: list[tuple]) -> None:
     every copy of it unreadable too; one naming several stays under the account's key and erasure wipes
     its body (``contacts.wipe_raw_events``). A status still waiting for its message (``pending_statuses``)
     is tied to the contact too, so erasure finds it. Subjects: (event id, channel id, identity kind,
-    address, the status's provider message id or None, raw body). A few statements per batch; an address
-    nobody owns links nothing."""
+    address, the status's provider message id or None, raw body); kind 'contact_id' carries a contact
+    normalise resolved already. A few statements per batch; an address nobody owns links nothing."""
     if not subjects:
         return
-    event_ids, channel_ids, kinds, bidxs, raws = [], [], [], [], {}
+    event_ids, channel_ids, kinds, bidxs, known_ids, raws = [], [], [], [], [], {}
     statuses = []   # (event id, channel id, provider message id)
     for event_id, channel_id, kind, address, message_id, raw in subjects:
         if message_id is not None:
             statuses.append((event_id, channel_id, message_id))
-        if kind == "provider_message_id":
-            bidx = messages.provider_id_bidx(account_id, address)
+        if kind == "contact_id":     # normalise resolved it already: nothing to look up
+            bidx, known = None, address
+        elif kind == "provider_message_id":
+            bidx, known = messages.provider_id_bidx(account_id, address), None
         else:
+            known = None
             bidx = contacts._bidx(account_id, kind, contacts.lookup_address(kind, address))
         event_ids.append(event_id)
+        known_ids.append(known)
         channel_ids.append(channel_id)
         kinds.append(kind)
         bidxs.append(bidx)
@@ -299,15 +304,17 @@ def _link_contacts(conn, account_id, subjects: list[tuple]) -> None:
     linked = conn.execute(
         "WITH l AS (INSERT INTO inbound_event_contacts (account_id, contact_id, event_id) "
         "SELECT DISTINCT %(a)s::uuid, x.contact_id, v.event_id "
-        "FROM unnest(%(e)s::uuid[], %(ch)s::uuid[], %(k)s::text[], %(b)s::bytea[]) AS v(event_id, channel_id, kind, bidx) "
-        "CROSS JOIN LATERAL (SELECT i.contact_id FROM contact_identities i WHERE i.account_id = %(a)s "
+        "FROM unnest(%(e)s::uuid[], %(ch)s::uuid[], %(k)s::text[], %(b)s::bytea[], %(c)s::uuid[]) "
+        "AS v(event_id, channel_id, kind, bidx, contact_id) "
+        "CROSS JOIN LATERAL (SELECT v.contact_id WHERE v.kind = 'contact_id' "
+        "UNION ALL SELECT i.contact_id FROM contact_identities i WHERE i.account_id = %(a)s "
         "AND i.kind = v.kind AND i.address_bidx = v.bidx "
         "UNION ALL SELECT m.contact_id FROM messages m WHERE v.kind = 'provider_message_id' "
         "AND m.account_id = %(a)s AND m.channel_id = v.channel_id AND m.provider_id_bidx = v.bidx) x "
         "ON CONFLICT DO NOTHING RETURNING contact_id, event_id) "
         "SELECT l.event_id, l.contact_id, c.data_key_id FROM l "
         "JOIN contacts c ON c.account_id = %(a)s AND c.id = l.contact_id",
-        {"a": account_id, "e": event_ids, "ch": channel_ids, "k": kinds, "b": bidxs}).fetchall()
+        {"a": account_id, "e": event_ids, "ch": channel_ids, "k": kinds, "b": bidxs, "c": known_ids}).fetchall()
     by_event: dict = {}
     for r in linked:
         by_event.setdefault(r["event_id"], []).append(r)

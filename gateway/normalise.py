@@ -27,6 +27,8 @@ class Outcome:
     media_ids: list = field(default_factory=list)
     review: list[str] = field(default_factory=list)
     send_ids: list = field(default_factory=list)   # keyword replies, enqueued once the batch commits
+    contact_ids: list = field(default_factory=list)   # the customers of the messages applied (erasure reaches
+                                                      # their raw webhooks through these)
 
 
 def _address(kind: str, address: str) -> str:
@@ -49,6 +51,7 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
     else:
         contact_id = merges.resolve_sender(conn, account_id=account_id, identities=identities, name=ev.sender_name)
         thread_id = key = None
+    out.contact_ids.append(contact_id)
     outbound = ev.direction == "outbound"
     recorded = messages.record_message(
         conn, account_id=account_id, contact_id=contact_id, channel_id=channel["id"],

@@ -235,22 +235,34 @@ def _reply_text(settings: dict, family: str, languages: list[str]) -> tuple[str 
     return None, None
 
 
+class Handled(list):
+    """The ids of replies to enqueue, and ``family``: the keyword family that acted on the message (None when it
+    is conversation). Automation stays silent on a message the consent layer acted on, replied or not."""
+    family: str | None = None
+
+
+def _handled(ids: list, family: str | None) -> Handled:
+    out = Handled(ids)
+    out.family = family
+    return out
+
+
 def on_inbound(conn, *, account_id, channel: dict, contact_id, message: dict, kind: str, text: str | None,
-               content: dict) -> list:
+               content: dict) -> Handled:
     """Apply keywords to one newly recorded inbound message; returns the ids of replies to enqueue after commit."""
     provider_said = content.get("opt_out") if channel["kind"] == "twilio" else None
     if provider_said:
         if str(provider_said).upper() not in ("STOP", "START", "HELP"):
-            return []
+            return _handled([], None)
         found = Match(str(provider_said).lower(), (), normalise(text or ""))
     else:
         candidates = [c for c in _candidates(kind, text, content) if len(c) <= _MAX_CANDIDATE]
         if not candidates:
-            return []
+            return _handled([], None)
         settings, table = account_settings(conn, account_id)
         found = next((m for m in (match(c, table) for c in candidates) if m is not None), None)
         if found is None:
-            return []
+            return _handled([], None)
     family = found.family
     if kind == "button" and family in ("stop", "stop_marketing"):
         family = "stop_marketing"
@@ -275,12 +287,13 @@ def on_inbound(conn, *, account_id, channel: dict, contact_id, message: dict, ki
         state = consent.gate_state(conn, account_id=account_id, contact_id=contact_id, channel_kind=channel["kind"])
         back = consent.start_restores(state)
         if not back:
-            return []   # not opted out: "yes" is conversation, not consent
+            return _handled([], None)   # not opted out: "yes" is conversation, not consent
         for purpose in back:
             consent.record(conn, purpose=purpose, action="granted", **common)
     if provider_said:
-        return []       # Twilio has answered the customer already
-    return _reply(conn, account_id, channel, contact_id, message, family, found.languages, settings)
+        return _handled([], family)       # Twilio has answered the customer already
+    return _handled(_reply(conn, account_id, channel, contact_id, message, family, found.languages, settings),
+                    family)
 
 
 def _reply(conn, account_id, channel, contact_id, message, family, languages, settings) -> list:

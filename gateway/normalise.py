@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway import channels, consent, contacts, keystore, keywords, media, merges, messages, notices
+from gateway.automation import engine as automation
 from gateway.contacts import InvalidAddress
 from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate, Unsupported
 from templates_catalog import updates as template_updates
@@ -26,7 +27,7 @@ HEALTH_TOPICS = frozenset({"phone_quality", "account_update", "phone_name", "bus
 class Outcome:
     media_ids: list = field(default_factory=list)
     review: list[str] = field(default_factory=list)
-    send_ids: list = field(default_factory=list)   # keyword replies, enqueued once the batch commits
+    send_ids: list = field(default_factory=list)   # keyword and automated replies, enqueued once the batch commits
     contact_ids: list = field(default_factory=list)   # the customers of the messages applied (erasure reaches
                                                       # their raw webhooks through these)
 
@@ -69,8 +70,14 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
                                             contact_id=contact_id, channel_id=channel["id"],
                                             position=position, item=item))
     if not outbound:
-        out.send_ids += keywords.on_inbound(conn, account_id=account_id, channel=channel, contact_id=contact_id,
-                                            message=recorded, kind=ev.kind, text=ev.text, content=ev.content)
+        handled = keywords.on_inbound(conn, account_id=account_id, channel=channel, contact_id=contact_id,
+                                      message=recorded, kind=ev.kind, text=ev.text, content=ev.content)
+        out.send_ids += handled
+        # Automated replies come after the consent layer, and never on a message it acted on (STOP, HELP…).
+        out.send_ids += automation.on_inbound(conn, account_id=account_id, channel=channel, contact_id=contact_id,
+                                              thread_id=recorded["thread_id"], message=recorded, kind=ev.kind,
+                                              text=ev.text, content=ev.content,
+                                              consent_keyword=getattr(handled, "family", None))
 
 
 def _content(ev: InboundMessage) -> dict:

@@ -33,6 +33,11 @@ class Settings:
     log_level: str = "INFO"
     sweep_interval_s: float = 5.0
     pool_max_size: int = 8
+    # Level-1 assistant's optional LLM (an OpenAI-compatible chat-completions endpoint); unset = offline.
+    assistant_llm_url: str | None = None     # base URL, e.g. http://127.0.0.1:11434/v1
+    assistant_llm_model: str | None = None
+    assistant_llm_key: str | None = None
+    assistant_llm_timeout_s: float = 8.0
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
@@ -105,6 +110,17 @@ def load_settings(env: dict | None = None) -> Settings:
             problems.append("GATEWAY_PUBLIC_URL must be the base URL providers call, without a query; "
                             "e.g. GATEWAY_PUBLIC_URL=https://gateway.example.com")
 
+    llm_url = (env.get("GATEWAY_ASSISTANT_LLM_URL") or "").rstrip("/") or None
+    llm_model = env.get("GATEWAY_ASSISTANT_LLM_MODEL") or None
+    if llm_url:
+        parts = urlsplit(llm_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append("GATEWAY_ASSISTANT_LLM_URL must be the base URL of an OpenAI-compatible API; "
+                            "e.g. GATEWAY_ASSISTANT_LLM_URL=http://127.0.0.1:11434/v1")
+        if not llm_model:
+            problems.append("GATEWAY_ASSISTANT_LLM_MODEL is not set (needed with GATEWAY_ASSISTANT_LLM_URL); "
+                            "e.g. GATEWAY_ASSISTANT_LLM_MODEL=llama3.1:8b")
+
     settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -118,6 +134,11 @@ def load_settings(env: dict | None = None) -> Settings:
         sweep_interval_s=_number(env, "GATEWAY_SWEEP_INTERVAL", 5.0, 0.1, 3600.0, problems, float,
                                  "a number of seconds"),
         pool_max_size=_number(env, "GATEWAY_DB_POOL_SIZE", 8, 1, 200, problems),
+        assistant_llm_url=llm_url,
+        assistant_llm_model=llm_model,
+        assistant_llm_key=env.get("GATEWAY_ASSISTANT_LLM_KEY") or None,
+        assistant_llm_timeout_s=_number(env, "GATEWAY_ASSISTANT_LLM_TIMEOUT_S", 8.0, 0.1, 120.0, problems, float,
+                                        "a number of seconds"),
     )
     if not problems:
         # Parse the keyring now so a malformed key is a start-up error, not a 500 later.

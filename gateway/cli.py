@@ -479,6 +479,88 @@ def retention_run(account, dry_run, batch):
 
 
 @main.group()
+def automations():
+    """Automation rules kept as files (YAML or JSON; one rule, or a list of rules, per file)."""
+
+
+def _rule_files(directory: Path):
+    """(path, rule) for every rule in DIRECTORY's .yaml/.yml/.json files, and the files that cannot be read."""
+    import yaml
+    found, unreadable = [], []
+    for path in sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()):
+        try:
+            text = path.read_text(encoding="utf-8")
+            doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            # YAML reads 2026-12-25 as a date: rules are stored as JSON, so dates become their ISO strings.
+            doc = json.loads(json.dumps(doc, default=str))
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            unreadable.append(f"{path}: cannot be read: {str(exc).splitlines()[0]}")
+            continue
+        docs = doc if isinstance(doc, list) else [doc]
+        found += [(path, n, d) for n, d in enumerate(docs)]
+    return found, unreadable
+
+
+def _rule_report(found, check) -> tuple[list[str], int]:
+    report, broken = [], 0
+    for path, n, doc in found:
+        issues = check(doc)
+        if issues:
+            broken += 1
+            name = doc.get("name") if isinstance(doc, dict) else None
+            report.append(f"{path}#{n}: {name or '(no name)'}: {len(issues)} problem(s)")
+            report.extend(f"  {i['pointer'] or '/'}: {i['detail']}" for i in issues)
+    names = [d.get("name") for _, _, d in found if isinstance(d, dict) and d.get("name")]
+    for dup in sorted({x for x in names if names.count(x) > 1}):
+        broken += 1
+        report.append(f"rule name {dup!r} is used more than once; names are unique in an account")
+    return report, broken
+
+
+@automations.command("validate")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def automations_validate(directory):
+    """Check every rule in DIRECTORY (offline: templates are checked against the catalog by `load`); exit
+    status 1 when any rule has a problem or a file cannot be read."""
+    from gateway.automation import rules
+    found, unreadable = _rule_files(directory)
+    report, broken = _rule_report(found, lambda d: rules.problems(d))
+    for line in unreadable + report:
+        click.echo(line)
+    click.echo(f"{len(found)} rule(s): {'all valid' if not (broken or unreadable) else f'{broken + len(unreadable)} with problems'}")
+    sys.exit(1 if broken or unreadable else 0)
+
+
+@automations.command("load")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--account", required=True, help="account id or name")
+def automations_load(directory, account):
+    """Create or replace (by name) every rule in DIRECTORY in the account, all or none: nothing is loaded
+    when any rule has a problem (templates are checked against the account's catalog)."""
+    _init()
+    from gateway import db
+    from gateway.automation import rules
+    found, unreadable = _rule_files(directory)
+    with db.connection() as conn:
+        account_id = _account_id(conn, account)
+        tz = conn.execute("SELECT timezone FROM accounts WHERE id = %s", (account_id,)).fetchone()["timezone"]
+        report, broken = _rule_report(found, lambda d: rules.problems(d, conn=conn, account_id=account_id,
+                                                                      default_tz=tz))
+        if broken or unreadable:
+            for line in unreadable + report:
+                click.echo(line)
+            click.echo(f"{len(found)} rule(s): {broken + len(unreadable)} with problems; nothing loaded")
+            conn.rollback()
+            sys.exit(1)
+        created = replaced = 0
+        for _, _, doc in found:
+            _, made = rules.upsert_by_name(conn, account_id=account_id, doc=doc)
+            created, replaced = created + made, replaced + (not made)
+        conn.commit()
+    click.echo(f"{created} rule(s) created, {replaced} replaced")
+
+
+@main.group()
 def sandbox():
     """The sandbox provider: a local stand-in for the Cloud API, Messenger and Twilio (no real credentials)."""
 

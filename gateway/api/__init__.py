@@ -2,6 +2,9 @@
 from gateway.api import inbound_views, message_views, template_views, upload_views  # noqa: F401  (routes on bp)
 from gateway.api import privacy_views  # noqa: F401  (routes on bp)
 from gateway.api import consent_views  # noqa: F401  (routes on bp)
+from gateway.api import assistant_views  # noqa: F401  (routes on bp)
+from gateway.api import automation_views  # noqa: F401  (routes on bp)
+from gateway.api import survey_views  # noqa: F401  (routes on bp)
 from gateway.api.views import bp
 
 __all__ = ["bp"]

@@ -1,0 +1,49 @@
+"""Changing a thread's status over the API (open / pending / snoozed / resolved).
+
+Only the transition itself lives here; a later issue builds the full lifecycle (assignment, snooze wake-up).
+Resolving starts a survey (gateway/surveys.py) in the same transaction, so the status change, its audit row
+and the survey request commit together.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway.accounts import audit
+
+STATUSES = ("open", "pending", "snoozed", "resolved")
+
+
+def set_status(conn, *, account_id, thread_id, status: str, snooze_until: datetime | None, actor: str) -> dict | None:
+    """Move the thread; returns {thread, previous, changed, resolution_seq, survey} or None for an unknown thread.
+
+    The row lock taken by the UPDATE makes a repeated or concurrent 'resolved' count as one resolution:
+    only a transition from another status increments ``resolution_seq``."""
+    before = conn.execute("SELECT status FROM threads WHERE account_id = %s AND id = %s FOR UPDATE",
+                          (account_id, thread_id)).fetchone()
+    if before is None:
+        return None
+    previous = before["status"]
+    changed = previous != status
+    row = conn.execute(
+        "UPDATE threads SET status = %(s)s::text, "
+        "resolution_seq = resolution_seq + CASE WHEN %(s)s = 'resolved' AND status <> 'resolved' THEN 1 ELSE 0 END, "
+        "resolved_at = CASE WHEN %(s)s = 'resolved' AND status <> 'resolved' THEN now() "
+        "WHEN %(s)s = 'resolved' THEN resolved_at ELSE NULL END, "
+        "snoozed_until = CASE WHEN %(s)s = 'snoozed' THEN %(u)s::timestamptz ELSE NULL END, "
+        "reopened_at = CASE WHEN %(s)s = 'open' AND status IN ('resolved', 'snoozed') THEN now() ELSE reopened_at END "
+        "WHERE account_id = %(a)s AND id = %(t)s "
+        "RETURNING id, contact_id, channel_id, status, resolution_seq, resolved_at, snoozed_until, reopened_at",
+        {"s": status, "u": snooze_until, "a": account_id, "t": thread_id}).fetchone()
+    survey = None
+    if changed and status == "resolved":
+        from gateway import surveys
+        survey = surveys.on_resolved(conn, account_id=account_id, thread=row)
+    detail = {"from": previous, "to": status}
+    if survey is not None:
+        detail["survey_request_id"] = str(survey["id"])
+        detail["survey_state"] = survey["state"]
+        if survey.get("skip_reason"):
+            detail["survey_skip_reason"] = survey["skip_reason"]
+    audit(conn, account_id=account_id, actor=actor, action="thread.status_changed" if changed else "thread.status_kept",
+          target_type="thread", target_id=thread_id, detail=detail)
+    return {"thread": row, "previous": previous, "changed": changed, "survey": survey}

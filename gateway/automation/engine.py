@@ -360,11 +360,23 @@ RESPONDERS: list[Responder] = [
 ]
 
 
+_ENGAGED = ("SELECT EXISTS (SELECT 1 FROM automations WHERE account_id = %(a)s AND enabled) "
+            "OR EXISTS (SELECT 1 FROM kb_entries WHERE account_id = %(a)s AND enabled) "
+            "OR EXISTS (SELECT 1 FROM survey_requests WHERE account_id = %(a)s AND state IN ('sent', 'answered')) "
+            "AS engaged")
+
+
+def _engaged(conn, account_id) -> bool:
+    """Whether any responder could act for the account: one indexed query instead of a savepoint and a query
+    per responder, for the many accounts (or the long stretches) with no rules, knowledge base or open survey."""
+    return conn.execute(_ENGAGED, {"a": account_id}).fetchone()["engaged"]
+
+
 def on_inbound(conn, *, account_id, channel: dict, contact_id, thread_id, message: dict, kind: str,
                text: str | None, content: dict, consent_keyword: str | None = None,
                now: datetime | None = None) -> list:
     """Run the responders on one newly recorded inbound message; returns message ids to enqueue after commit."""
-    if kind in IGNORED_KINDS or consent_keyword is not None:
+    if kind in IGNORED_KINDS or consent_keyword is not None or not _engaged(conn, account_id):
         return []
     ctx = Context(conn, account_id, channel, contact_id, thread_id, message, kind, text, content or {},
                   now or datetime.now(timezone.utc))

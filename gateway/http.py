@@ -44,14 +44,27 @@ def parse_uuid(value: str, what: str) -> uuid.UUID:
         raise Problem(404, "Not Found", f"no {what} with id {value!r}") from None
 
 
-def json_body(schema: Schema) -> dict:
-    """Load and validate the JSON body; 415/400/422 problems say exactly what to fix."""
+def _json_payload():
     if not request.is_json:
         raise Problem(415, "Unsupported Media Type",
                       "send the body as JSON with the header Content-Type: application/json")
     data = request.get_json(silent=True)
     if data is None:
         raise Problem(400, "Malformed JSON", "the request body is not valid JSON", slug="malformed-json")
+    return data
+
+
+def json_object() -> dict:
+    """The JSON body as an object, for views that validate it themselves (listing every problem)."""
+    data = _json_payload()
+    if not isinstance(data, dict):
+        raise Problem(400, "Malformed JSON", "the request body is not a JSON object", slug="malformed-json")
+    return data
+
+
+def json_body(schema: Schema) -> dict:
+    """Load and validate the JSON body; 415/400/422 problems say exactly what to fix."""
+    data = _json_payload()
     try:
         return schema.load(data)
     except ValidationError as exc:

@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from gateway import channels
 from templates_catalog import store, sync
 from templates_catalog.definition import Template
 from templates_catalog.validate import validate
@@ -44,18 +43,7 @@ class PushError(sync.SyncError):
 
 
 def _target(conn, account_id, channel_id):
-    from webhooks import registry
-    channel = channels.get_channel(conn, account_id=account_id, channel_id=channel_id)
-    if channel is None:
-        raise PushError(f"no channel with id {channel_id} in this account", status=404)
-    provider = registry.get(channel["kind"])
-    if not hasattr(provider, "create_template"):
-        raise PushError(f"{channel['kind']} channels have no message templates; use a WhatsApp channel",
-                        status=422, code="not_whatsapp")
-    if not channel.get("group_id"):
-        raise PushError("the channel has no WhatsApp Business Account id: set group_id on the channel "
-                        "(PATCH /v1/channels/{id})", status=422, code="no_waba")
-    return channel, provider, channels.load_credentials(conn, account_id=account_id, channel_id=channel_id)
+    return sync.target(conn, account_id=account_id, channel_id=channel_id, error=PushError)
 
 
 def _comparable(doc: Mapping[str, Any]) -> str:

@@ -10,7 +10,7 @@ from gateway import assistant
 from gateway.api import paging
 from gateway.api.views import bp
 from gateway.assistant import kb, retrieve
-from gateway.http import api, parse_uuid
+from gateway.http import api, json_object, parse_uuid
 from gateway.problems import Problem, problem_response
 
 
@@ -19,13 +19,6 @@ def _view(row: dict) -> dict:
             "tags": row["tags"], "phrasings": row["phrasings"], "enabled": row["enabled"],
             "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
-
-def _json() -> dict:
-    doc = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(doc, dict):
-        raise Problem(415 if not request.is_json else 400, "Bad Body", "send a JSON object with "
-                      "Content-Type: application/json", slug="bad-body")
-    return doc
 
 
 def _invalid(exc: kb.EntryInvalid) -> Problem:
@@ -53,7 +46,7 @@ def list_kb(conn, principal):
 @api(scope="admin")
 def create_kb(conn, principal):
     try:
-        row = kb.create_entry(conn, account_id=principal.account_id, entry=_json())
+        row = kb.create_entry(conn, account_id=principal.account_id, entry=json_object())
     except kb.EntryInvalid as exc:
         raise _invalid(exc) from None
     retrieve.invalidate(principal.account_id)
@@ -75,7 +68,7 @@ def update_kb(conn, principal, entry_id):
     """Replace the fields given (language, question, answer, tags, phrasings, enabled); others stay."""
     try:
         row = kb.update_entry(conn, account_id=principal.account_id, entry_id=_entry_id(entry_id),
-                              changes=_json())
+                              changes=json_object())
     except kb.EntryInvalid as exc:
         raise _invalid(exc) from None
     if row is None:
@@ -139,7 +132,7 @@ def get_kb_settings(conn, principal):
 @api(scope="admin")
 def put_kb_settings(conn, principal):
     """{"threshold": 0..1 or null for the default}: answers below it are handed off."""
-    value = _json().get("threshold")
+    value = json_object().get("threshold")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value) or not 0 <= value <= 1):
         raise Problem(422, "Validation Failed", "threshold is a number from 0 to 1, or null for the default",
@@ -154,7 +147,7 @@ def put_kb_settings(conn, principal):
 @api(scope="messages:read")
 def ask_kb(conn, principal):
     """What the assistant would answer to a customer's text, with the LLM if one is configured."""
-    doc = _json()
+    doc = json_object()
     text, language = doc.get("text"), doc.get("language")
     errors = []
     if not isinstance(text, str) or not text.strip() or len(text) > 4096:

@@ -5,16 +5,9 @@ from flask import request
 
 from gateway.api.views import bp
 from gateway.automation import engine, rules
-from gateway.http import api, parse_uuid
+from gateway.http import api, json_object, parse_uuid
 from gateway.problems import Problem
 
-
-def _json() -> dict:
-    doc = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(doc, dict):
-        raise Problem(415 if not request.is_json else 400, "Bad Body", "send a JSON object with "
-                      "Content-Type: application/json", slug="bad-body")
-    return doc
 
 
 def _view(row: dict) -> dict:
@@ -46,7 +39,7 @@ def list_automations(conn, principal):
 @bp.post("/automations")
 @api(scope="admin")
 def create_automation(conn, principal):
-    doc = _valid(conn, principal, _json())
+    doc = _valid(conn, principal, json_object())
     try:
         row = rules.create(conn, account_id=principal.account_id, doc=doc)
     except rules.NameTaken:
@@ -67,7 +60,7 @@ def get_automation(conn, principal, rule_id):
 @api(scope="admin")
 def replace_automation(conn, principal, rule_id):
     rid = parse_uuid(rule_id, "automation")
-    doc = _valid(conn, principal, _json())
+    doc = _valid(conn, principal, json_object())
     try:
         row = rules.replace(conn, account_id=principal.account_id, rule_id=rid, doc=doc)
     except rules.NameTaken:
@@ -96,7 +89,7 @@ def get_automation_settings(conn, principal):
 @bp.put("/automation-settings")
 @api(scope="admin")
 def put_automation_settings(conn, principal):
-    doc = _json()
+    doc = json_object()
     cap = doc.get("max_per_thread_per_hour")
     errors = [{"pointer": f"/{k}", "detail": "unknown field; use max_per_thread_per_hour"}
               for k in doc if k != "max_per_thread_per_hour"]
@@ -121,7 +114,7 @@ def _thread(conn, principal, thread_id: str) -> dict:
 @api(scope="messages:send")
 def set_thread_handler(conn, principal, thread_id):
     thread = _thread(conn, principal, thread_id)
-    handler = _json().get("handler")
+    handler = json_object().get("handler")
     if handler not in ("human", "bot"):
         raise Problem(422, "Validation Failed", "handler is 'human' (hand off) or 'bot' (hand back)",
                       slug="validation-failed", errors=[{"pointer": "/handler", "detail": "human or bot"}])

@@ -3,25 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import request
 
 from gateway import consent, keywords, send_gate
 from gateway.api.views import bp
-from gateway.http import api, parse_uuid
+from gateway.http import api, json_object, parse_uuid
 from gateway.problems import Problem
 
 _API_SOURCES = ("api", "import", "web_form", "agent")   # keyword and provider events are the gateway's own
 _MAX_PROOF_TEXT = 10_000
 
-
-def _json() -> dict:
-    if not request.is_json:
-        raise Problem(415, "Unsupported Media Type",
-                      "send the body as JSON with the header Content-Type: application/json")
-    doc = request.get_json(silent=True)
-    if not isinstance(doc, dict):
-        raise Problem(400, "Malformed JSON", "the request body is not a JSON object", slug="malformed-json")
-    return doc
 
 
 def _contact(conn, principal, contact_id: str) -> dict:
@@ -122,7 +112,7 @@ def _check_record(doc: dict, purposes: list[str]) -> tuple[list[dict], dict]:
 def record_consent(conn, principal, contact_id):
     """Record one grant or withdrawal with its proof; 201 with the event as stored."""
     root = _contact(conn, principal, contact_id)
-    doc = _json()
+    doc = json_object()
     errors, values = _check_record(doc, consent.purposes_of(conn, account_id=principal.account_id))
     if errors:
         raise Problem(422, "Validation Failed", f"{len(errors)} field(s) are invalid: see errors for each field and "
@@ -148,7 +138,7 @@ def get_consent_settings(conn, principal):
 def put_consent_settings(conn, principal):
     """Replace the account's overrides: {purposes?, keywords?: {family: {lang: [words]}}, replies?: {family:
     {lang: text}}}. What is left out falls back to the defaults."""
-    doc = _json()
+    doc = json_object()
     errors = consent.validate_settings(doc)
     if errors:
         raise Problem(422, "Validation Failed", f"{len(errors)} setting(s) are invalid: see errors for each and "

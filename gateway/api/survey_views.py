@@ -9,18 +9,9 @@ from gateway import outbound, surveys, thread_status
 from gateway.accounts import audit
 from gateway.api import paging
 from gateway.api.views import bp
-from gateway.http import api, parse_uuid
+from gateway.http import api, json_object, parse_uuid
 from gateway.problems import Problem
 
-
-def _json() -> dict:
-    if not request.is_json:
-        raise Problem(415, "Unsupported Media Type",
-                      "send the body as JSON with the header Content-Type: application/json")
-    doc = request.get_json(silent=True)
-    if not isinstance(doc, dict):
-        raise Problem(400, "Malformed JSON", "the request body is not a JSON object", slug="malformed-json")
-    return doc
 
 
 def _invalid(errors: list[dict]) -> Problem:
@@ -43,7 +34,7 @@ def _time(value, pointer: str, errors: list[dict]) -> datetime | None:
 @api(scope="messages:send")
 def set_thread_status(conn, principal, thread_id):
     """{status: open|pending|snoozed|resolved, snooze_until?}; resolving sends the account's survey."""
-    doc = _json()
+    doc = json_object()
     errors: list[dict] = []
     for name in doc:
         if name not in ("status", "snooze_until"):
@@ -133,7 +124,7 @@ def get_survey_config(conn, principal):
 def put_survey_config(conn, principal):
     """The whole configuration: {kind: csat|nps|ces, questions: {lang: text}, follow_up?: {lang: text},
     expiry_hours?: 1-720 (72), enabled?: true}."""
-    doc = _json()
+    doc = json_object()
     errors = surveys.validate_settings(doc)
     if errors:
         raise _invalid(errors)

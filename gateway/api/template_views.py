@@ -6,7 +6,7 @@ from flask import request
 from gateway import channels
 from gateway.api import paging
 from gateway.api.views import bp
-from gateway.http import api, parse_uuid
+from gateway.http import api, json_object, parse_uuid
 from gateway.problems import Problem
 from templates_catalog import render as renderer
 from templates_catalog import push, store, sync
@@ -33,19 +33,12 @@ def _waba(conn, principal, channel_id: str | None) -> str:
     return channel["group_id"]
 
 
-def _json() -> dict:
-    doc = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(doc, dict):
-        raise Problem(415 if not request.is_json else 400, "Bad Body", "send a JSON object with "
-                      "Content-Type: application/json", slug="bad-body")
-    return doc
-
 
 @bp.post("/templates/sync")
 @api(scope="templates:write")
 def sync_templates(conn, principal):
     """Pull every template of the channel's WABA from Meta, with status and quality."""
-    doc = _json()
+    doc = json_object()
     channel_id = doc.get("channel_id")
     if not isinstance(channel_id, str):
         raise Problem(422, "Validation Failed", "give the WhatsApp channel_id to sync", slug="validation-failed",
@@ -98,7 +91,7 @@ def get_template(conn, principal, name):
 def preview_template(conn, principal, name):
     """Parameters → the Cloud API object, the text the customer sees and its plain-text form; or every
     problem with the parameters (422), exactly as a send would be refused."""
-    doc = _json()
+    doc = json_object()
     row = _one(conn, principal, name)
     try:
         rendered = renderer.render(row["definition"], doc.get("parameters"))
@@ -142,14 +135,14 @@ def _submit(conn, principal, doc: dict, *, edit: bool):
 def create_template(conn, principal):
     """Validate a definition (Meta's create body plus channel_id) and submit it for review; 422 lists every
     problem, 409 when that name and language already exist with other content (edit it with PUT)."""
-    return _submit(conn, principal, _json(), edit=False)
+    return _submit(conn, principal, json_object(), edit=False)
 
 
 @bp.put("/templates/<name>")
 @api(scope="templates:write")
 def edit_template(conn, principal, name):
     """Edit a template (Meta's whole definition, same name and language): Meta reviews it again."""
-    doc = _json()
+    doc = json_object()
     if doc.get("name", name) != name:
         raise Problem(422, "Validation Failed", "a template's name cannot change; submit a new template instead",
                       slug="validation-failed", errors=[{"pointer": "/name", "detail": f"must be {name!r}"}])

@@ -181,6 +181,14 @@ def get_contact(conn, *, account_id, contact_id) -> dict | None:
     return None if row is None else _decrypt_contact(conn, account_id, row)
 
 
+
+def languages(conn, *, account_id, contact_id) -> tuple[str | None, str | None]:
+    """(the contact's language, the account's default language): what a reply, a template translation or a
+    survey is chosen by."""
+    row = conn.execute("SELECT c.language, a.default_language FROM accounts a LEFT JOIN contacts c "
+                       "ON c.account_id = a.id AND c.id = %s WHERE a.id = %s", (contact_id, account_id)).fetchone()
+    return (row["language"], row["default_language"]) if row else (None, None)
+
 def list_contacts(conn, *, account_id, limit: int = 50, before=None) -> list[dict]:
     """Newest first; ``before`` is the (created_at, id) of the last row of the previous page."""
     if before is None:

@@ -39,7 +39,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 
-from gateway import consent, outbound, send_gate
+from gateway import consent, contacts, outbound, send_gate
 
 log = logging.getLogger("gateway.keywords")
 
@@ -297,9 +297,8 @@ def on_inbound(conn, *, account_id, channel: dict, contact_id, message: dict, ki
 
 
 def _reply(conn, account_id, channel, contact_id, message, family, languages, settings) -> list:
-    row = conn.execute("SELECT c.language, a.default_language FROM contacts c JOIN accounts a ON a.id = c.account_id "
-                       "WHERE c.account_id = %s AND c.id = %s", (account_id, contact_id)).fetchone()
-    preferred = [row["language"] if row else None, *languages, row["default_language"] if row else None, "en"]
+    contact_language, default = contacts.languages(conn, account_id=account_id, contact_id=contact_id)
+    preferred = [contact_language, *languages, default, "en"]
     body, _lang = _reply_text(settings, family, preferred)
     if not body:
         return []

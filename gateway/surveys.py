@@ -148,9 +148,7 @@ def render(channel_kind: str, kind: str, question: str, language: str | None) ->
 
 
 def _preferred_languages(conn, account_id, contact_id) -> list:
-    row = conn.execute("SELECT c.language, a.default_language FROM contacts c JOIN accounts a ON a.id = c.account_id "
-                       "WHERE c.account_id = %s AND c.id = %s", (account_id, contact_id)).fetchone()
-    return [row["language"], row["default_language"]] if row else []
+    return list(contacts.languages(conn, account_id=account_id, contact_id=contact_id))
 
 
 def on_resolved(conn, *, account_id, thread: dict) -> dict | None:

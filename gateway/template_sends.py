@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from gateway import contacts
 from gateway.send_gate import Refused
 from templates_catalog import render, store
 from templates_catalog.languages import pick_language
@@ -84,7 +85,7 @@ def _row(conn, account_id, waba: str | None, contact_id, content: dict) -> dict 
     if not rows:
         raise Refused("template_not_found", 404, f"no template named {name!r} in the catalog; check the name or "
                       "sync the catalog (POST /v1/templates/sync)", extra={"languages": {}})
-    contact_language, default = store.languages_for_send(conn, account_id=account_id, contact_id=contact_id)
+    contact_language, default = contacts.languages(conn, account_id=account_id, contact_id=contact_id)
     sendable = [r["language"] for r in rows if r["status"] == "APPROVED"] if waba else list(have)
     picked = pick_language(sendable, contact_language, default)
     if picked is None:

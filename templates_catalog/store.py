@@ -124,9 +124,3 @@ def translations(conn, *, account_id, name: str, waba_id: str | None = None) -> 
         "AND (%s::text IS NULL OR waba_id = %s) ORDER BY language, synced_at DESC NULLS LAST, updated_at DESC",
         (account_id, name, waba_id, waba_id)).fetchall()
 
-
-def languages_for_send(conn, *, account_id, contact_id) -> tuple[str | None, str | None]:
-    """(the contact's language, the account's default language) for choosing a translation."""
-    row = conn.execute("SELECT c.language, a.default_language FROM accounts a LEFT JOIN contacts c "
-                       "ON c.account_id = a.id AND c.id = %s WHERE a.id = %s", (contact_id, account_id)).fetchone()
-    return (row["language"], row["default_language"]) if row else (None, None)

@@ -501,6 +501,12 @@ def _rule_files(directory: Path):
     return found, unreadable
 
 
+def _flow_names(found) -> set[str]:
+    """The flows among the files: a rule may start a flow defined in another file of the same directory."""
+    return {d["name"].strip() for _, _, d in found
+            if isinstance(d, dict) and d.get("kind") == "flow" and isinstance(d.get("name"), str)}
+
+
 def _rule_report(found, check) -> tuple[list[str], int]:
     report, broken = [], 0
     for path, n, doc in found:
@@ -524,7 +530,8 @@ def automations_validate(directory):
     status 1 when any rule has a problem or a file cannot be read."""
     from gateway.automation import rules
     found, unreadable = _rule_files(directory)
-    report, broken = _rule_report(found, lambda d: rules.problems(d))
+    flows = _flow_names(found)
+    report, broken = _rule_report(found, lambda d: rules.problems(d, flow_names=flows))
     for line in unreadable + report:
         click.echo(line)
     click.echo(f"{len(found)} rule(s): {'all valid' if not (broken or unreadable) else f'{broken + len(unreadable)} with problems'}")
@@ -544,8 +551,9 @@ def automations_load(directory, account):
     with db.connection() as conn:
         account_id = _account_id(conn, account)
         tz = conn.execute("SELECT timezone FROM accounts WHERE id = %s", (account_id,)).fetchone()["timezone"]
+        flows = _flow_names(found)
         report, broken = _rule_report(found, lambda d: rules.problems(d, conn=conn, account_id=account_id,
-                                                                      default_tz=tz))
+                                                                      default_tz=tz, flow_names=flows))
         if broken or unreadable:
             for line in unreadable + report:
                 click.echo(line)

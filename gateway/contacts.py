@@ -100,6 +100,37 @@ def contact_key(conn, *, account_id, contact_id):
     return keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
 
 
+def read_profile(conn, *, account_id, contact_id) -> dict:
+    row = conn.execute("SELECT data_key_id, profile_enc FROM contacts WHERE account_id = %s AND id = %s",
+                       (account_id, contact_id)).fetchone()
+    if row is None or not row["profile_enc"]:
+        return {}
+    key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+    return json.loads(key.decrypt_text(row["profile_enc"], field_aad("contacts", "profile", account_id, contact_id)))
+
+
+def update_profile(conn, *, account_id, contact_id, change) -> bool:
+    """Apply ``change(profile)`` (it edits the dict in place) to the contact's encrypted profile, under the
+    row lock; emits contact.updated with the names of the attributes that changed (never their values)."""
+    row = conn.execute("SELECT data_key_id, profile_enc FROM contacts WHERE account_id = %s AND id = %s "
+                       "FOR UPDATE", (account_id, contact_id)).fetchone()
+    if row is None:
+        return False
+    key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+    aad = field_aad("contacts", "profile", account_id, contact_id)
+    profile = json.loads(key.decrypt_text(row["profile_enc"], aad)) if row["profile_enc"] else {}
+    before = json.loads(json.dumps(profile))
+    change(profile)
+    changed = sorted(k for k in set(before) | set(profile) if before.get(k) != profile.get(k))
+    if not changed:
+        return False
+    conn.execute("UPDATE contacts SET profile_enc = %s, updated_at = now() WHERE account_id = %s AND id = %s",
+                 (key.encrypt(json.dumps(profile), aad), account_id, contact_id))
+    events.emit(conn, account_id, "contact.updated", {"contact_id": str(contact_id), "changed": changed},
+                subject_id=contact_id)
+    return True
+
+
 def find_by_identity(conn, *, account_id, kind: str, address: str) -> dict | None:
     contact_id = contact_id_for(conn, account_id=account_id, kind=kind, address=address)
     return None if contact_id is None else get_contact(conn, account_id=account_id, contact_id=contact_id)

@@ -295,6 +295,7 @@ def decrypt_message(conn, account_id, row: dict, key=None) -> dict:
         "id": row["id"], "thread_id": row["thread_id"], "direction": row["direction"], "kind": row["kind"],
         "text": dec("body"), "content": json.loads(content) if content else {},
         "provider_message_id": dec("provider_id"), "reply_to_id": row["reply_to_id"],
+        "automated": row.get("automated", False),
         "status": row["status"], "error": ({"code": row["error_code"], "reason": row["error_reason"]}
                                            if row["error_code"] or row["error_reason"] else None),
         "occurred_at": row["occurred_at"], "created_at": row["created_at"], "updated_at": row["updated_at"],
@@ -303,7 +304,7 @@ def decrypt_message(conn, account_id, row: dict, key=None) -> dict:
 
 MESSAGE_COLUMNS = ("m.id, m.thread_id, m.direction, m.kind, m.body_enc, m.content_enc, m.provider_id_enc, "
                    "m.reply_to_id, m.status, m.error_code, m.error_reason, m.occurred_at, m.created_at, "
-                   "m.updated_at, c.data_key_id")
+                   "m.updated_at, m.automated, c.data_key_id")
 
 
 def list_thread_messages(conn, *, account_id, thread_id, limit: int = 100, before=None, after=None,

@@ -63,9 +63,7 @@ class Accepted:
 
 
 def _identity_kinds(channel_kind: str) -> tuple[str, ...]:
-    from webhooks import registry
-    caps = getattr(registry.get(channel_kind), "capabilities", {}) or {}
-    return tuple(caps.get("identity_kinds", ("phone",)))
+    return tuple(send_gate.capabilities(channel_kind).get("identity_kinds", ("phone",)))
 
 
 def channel_for_send(conn, account_id, channel_id) -> dict:

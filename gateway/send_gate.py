@@ -38,7 +38,7 @@ class Request:
     tag: str | None = None
 
 
-def _capabilities(channel_kind: str) -> dict:
+def capabilities(channel_kind: str) -> dict:
     from webhooks import registry  # providers declare what they can send
     provider = registry.get(channel_kind)
     return dict(getattr(provider, "capabilities", {}) or {})
@@ -57,7 +57,7 @@ def check(conn, account_id, req: Request, *, state: tuple[dict[str, str], dict |
                       "fix its credentials and set it active again (PATCH /v1/channels/{id})")
     if channel["status"] != "active":
         raise Refused("channel_disabled", 409, "the channel is disabled; enable it to send")
-    caps = _capabilities(channel["kind"])
+    caps = capabilities(channel["kind"])
     if caps.get("needs_credentials", True) and not channel.get("has_credentials"):
         raise Refused("channel_not_configured", 409, "the channel has no provider credentials; add them "
                       "(PATCH /v1/channels/{id})")
@@ -121,5 +121,5 @@ def consent_refusal(consent: dict[str, str], purpose: str, channel_kind: str) ->
 
 def sends_templates(channel: dict) -> bool:
     """Whether the channel's provider sends templates itself (WhatsApp); others get them as plain text."""
-    kinds = _capabilities(channel["kind"]).get("kinds")
+    kinds = capabilities(channel["kind"]).get("kinds")
     return kinds is None or "template" in kinds

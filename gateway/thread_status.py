@@ -2,7 +2,8 @@
 
 Only the transition itself lives here; a later issue builds the full lifecycle (assignment, snooze wake-up).
 Resolving starts a survey (gateway/surveys.py) in the same transaction, so the status change, its audit row
-and the survey request commit together.
+and the survey request commit together; it also gives the thread back to the bot (a person's hand-off lasts
+until the conversation is resolved) and forgets any menu the customer was in.
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def set_status(conn, *, account_id, thread_id, status: str, snooze_until: dateti
     survey = None
     if changed and status == "resolved":
         from gateway import surveys
+        from gateway.automation import engine, flow_runner
+        # A resolved conversation starts afresh: the bot answers the next one, outside any old menu.
+        engine.hand_back(conn, account_id=account_id, thread_id=thread_id)
+        flow_runner.clear(conn, account_id=account_id, thread_id=thread_id)
         survey = surveys.on_resolved(conn, account_id=account_id, thread=row)
     detail = {"from": previous, "to": status}
     if survey is not None:

@@ -1,10 +1,22 @@
 """Threads as the read API shows them: newest activity first, with the 24-hour window and the last message."""
 from __future__ import annotations
 
-from gateway import messages
+from gateway import events, messages
 
-_COLUMNS = ("t.id, t.contact_id, t.channel_id, ch.kind AS channel_kind, t.status, t.last_inbound_at, "
-            "t.last_outbound_at, t.last_activity_at, t.reopened_at, t.created_at")
+_COLUMNS = ("t.id, t.contact_id, t.channel_id, ch.kind AS channel_kind, t.status, t.handler, t.team, "
+            "t.last_inbound_at, t.last_outbound_at, t.last_activity_at, t.reopened_at, t.created_at")
+
+
+def assign_team(conn, *, account_id, thread_id, team: str, by: str) -> bool:
+    """Route the thread to a team (by name); emits thread.assigned. False when it already was there."""
+    row = conn.execute("UPDATE threads SET team = %s WHERE account_id = %s AND id = %s "
+                       "AND team IS DISTINCT FROM %s RETURNING channel_id",
+                       (team, account_id, thread_id, team)).fetchone()
+    if row is None:
+        return False
+    events.emit(conn, account_id, "thread.assigned", {"thread_id": str(thread_id), "channel_id": str(row["channel_id"]),
+                                                      "team": team, "by": by}, subject_id=thread_id)
+    return True
 
 
 def _view(conn, account_id, row: dict, with_last: bool = True) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import request
+from psycopg.types.json import Jsonb
 
 from gateway.api.views import bp
 from gateway.automation import engine, rules
@@ -82,24 +83,28 @@ def delete_automation(conn, principal, rule_id):
 @api(scope="admin")
 def get_automation_settings(conn, principal):
     stored = conn.execute("SELECT automation_settings FROM accounts WHERE id = %s",
-                          (principal.account_id,)).fetchone()["automation_settings"] or {}
-    return {"max_per_thread_per_hour": stored.get("max_per_thread_per_hour", engine.DEFAULT_MAX_PER_THREAD_PER_HOUR)}
+                          (principal.account_id,)).fetchone()["automation_settings"]
+    return engine.settings_of(stored)
 
 
 @bp.put("/automation-settings")
 @api(scope="admin")
 def put_automation_settings(conn, principal):
+    """Set any of the settings; those left out keep their value."""
     doc = json_object()
-    cap = doc.get("max_per_thread_per_hour")
-    errors = [{"pointer": f"/{k}", "detail": "unknown field; use max_per_thread_per_hour"}
-              for k in doc if k != "max_per_thread_per_hour"]
-    if not isinstance(cap, int) or isinstance(cap, bool) or not 0 <= cap <= 1000:
-        errors.append({"pointer": "/max_per_thread_per_hour", "detail": "required: an integer from 0 to 1000"})
+    names = ", ".join(engine.SETTINGS)
+    errors = [{"pointer": f"/{k}", "detail": f"unknown field; use {names}"} for k in doc if k not in engine.SETTINGS]
+    for name, (_, lo, hi) in engine.SETTINGS.items():
+        value = doc.get(name)
+        if name in doc and (not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi):
+            errors.append({"pointer": f"/{name}", "detail": f"an integer from {lo} to {hi}"})
+    if not doc:
+        errors.append({"pointer": "", "detail": f"give at least one of {names}"})
     if errors:
         raise Problem(422, "Validation Failed", f"{len(errors)} problem(s)", slug="validation-failed", errors=errors)
-    conn.execute("UPDATE accounts SET automation_settings = automation_settings || jsonb_build_object("
-                 "'max_per_thread_per_hour', %s::int) WHERE id = %s", (cap, principal.account_id))
-    return {"max_per_thread_per_hour": cap}
+    row = conn.execute("UPDATE accounts SET automation_settings = automation_settings || %s WHERE id = %s "
+                       "RETURNING automation_settings", (Jsonb(doc), principal.account_id)).fetchone()
+    return engine.settings_of(row["automation_settings"])
 
 
 def _thread(conn, principal, thread_id: str) -> dict:

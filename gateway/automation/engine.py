@@ -28,7 +28,6 @@ hourly cap is an index range count); purpose ``transactional``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -38,21 +37,47 @@ from typing import Callable
 
 from psycopg.types.json import Jsonb
 
-from gateway import assistant, events, keystore, outbound, send_gate, surveys
+from gateway import assistant, contacts, events, outbound, send_gate, surveys, threads
 from gateway.assistant import kb as assistant_kb
-from gateway.automation import hours, rules
-from gateway.crypto import field_aad
+from gateway.automation import flow_runner, flows, hours, rules, text_match
 from gateway.db import uuid7
 
 log = logging.getLogger("gateway.automation")
 
-DEFAULT_MAX_PER_THREAD_PER_HOUR = 5
+# A menu journey (welcome, three menus, a question, a confirmation) fits; a bot answering our bot stops soon.
+DEFAULT_MAX_PER_THREAD_PER_HOUR = 10
+# The assistant hands off at the first question it cannot answer unless the account allows more tries.
+DEFAULT_HANDOFF_AFTER_UNANSWERED = 1
+SETTINGS = {"max_per_thread_per_hour": (DEFAULT_MAX_PER_THREAD_PER_HOUR, 0, 1000),
+            "handoff_after_unanswered": (DEFAULT_HANDOFF_AFTER_UNANSWERED, 1, 10)}
+_REPHRASE = {"en": "Sorry, I am not sure I understood. Could you say it in other words? "
+                   "Or write \"agent\" to talk to a person.",
+             "es": "Perdona, no estoy seguro de haberte entendido. ¿Puedes decirlo de otra forma? "
+                   "O escribe \"agente\" para hablar con una persona.",
+             "pt": "Desculpe, não tenho certeza de que entendi. Pode dizer de outra forma? "
+                   "Ou escreva \"atendente\" para falar com uma pessoa.",
+             "fr": "Désolé, je ne suis pas sûr d'avoir compris. Pouvez-vous le dire autrement ? "
+                   "Ou écrivez « conseiller » pour parler à une personne.",
+             "de": "Entschuldigung, ich bin nicht sicher, ob ich das verstanden habe. Können Sie es anders sagen? "
+                   "Oder schreiben Sie \"Mitarbeiter\", um mit einer Person zu sprechen.",
+             "it": "Scusa, non sono sicuro di aver capito. Puoi dirlo in un altro modo? "
+                   "Oppure scrivi \"operatore\" per parlare con una persona."}
 # Not conversation: a customer reacting to, editing or deleting a message asks nothing.
 IGNORED_KINDS = frozenset({"reaction", "edit", "revoke", "unsupported", "system", "read", "status"})
 HANDED_OFF = "thread.handed_off"
 HANDED_BACK = "thread.handed_back"
 # Far-future sentinel for "closed with no opening within a year": still one notice per thread.
 _NEVER = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+def settings_of(stored: dict | None) -> dict:
+    """The account's automation settings with the defaults filled in."""
+    out = {}
+    for name, (default, lo, hi) in SETTINGS.items():
+        value = (stored or {}).get(name)
+        ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+        out[name] = value if ok else default
+    return out
 
 
 @dataclass
@@ -71,7 +96,8 @@ class Context:
     @cached_property
     def state(self) -> dict:
         return self.conn.execute(
-            "SELECT a.timezone, a.default_language, a.automation_settings, t.handler, c.language "
+            "SELECT a.timezone, a.default_language, a.automation_settings, t.handler, c.language, "
+            "t.flow_automation_id, t.flow_step, t.flow_misses, t.flow_at "
             "FROM accounts a JOIN threads t ON t.account_id = a.id AND t.id = %s "
             "LEFT JOIN contacts c ON c.account_id = a.id AND c.id = %s WHERE a.id = %s",
             (self.thread_id, self.contact_id, self.account_id)).fetchone()
@@ -88,10 +114,12 @@ class Context:
     def languages(self) -> list[str | None]:
         return [self.state["language"], self.state["default_language"], "en"]
 
+    def setting(self, name: str) -> int:
+        return settings_of(self.state["automation_settings"])[name]
+
     @property
     def cap(self) -> int:
-        value = (self.state["automation_settings"] or {}).get("max_per_thread_per_hour")
-        return value if isinstance(value, int) and value >= 0 else DEFAULT_MAX_PER_THREAD_PER_HOUR
+        return self.setting("max_per_thread_per_hour")
 
     def automated_last_hour(self) -> int:
         return self.conn.execute(
@@ -232,11 +260,17 @@ def _match(ctx: Context, rule: dict):
     if kind == "welcome":
         return (None, {}) if _first_inbound(ctx, d.get("reopen_after_days")) else None
     if kind == "keyword":
-        if not rules.language_fits(d.get("language"), ctx.state["language"] or ctx.state["default_language"]):
+        if not text_match.language_fits(d.get("language"), ctx.state["language"] or ctx.state["default_language"]):
             return None
-        return (None, {}) if rules.keyword_matches(d, ctx.text) else None
+        return (None, {}) if text_match.keyword_matches(d, ctx.text) else None
     if kind == "handoff":
-        return (None, {}) if rules.handoff_matches(d, ctx.text) else None
+        return (None, {}) if text_match.handoff_matches(d, ctx.text) else None
+    if kind == "flow":
+        trigger = d.get("trigger")
+        if not trigger or not text_match.language_fits(trigger.get("language"),
+                                                  ctx.state["language"] or ctx.state["default_language"]):
+            return None
+        return (None, {}) if text_match.keyword_matches(trigger, ctx.text) else None
     if kind == "business_hours":
         schedule = d["schedule"]
         if hours.is_open(schedule, ctx.now, default_tz=ctx.timezone):
@@ -258,7 +292,7 @@ def _drafts(ctx: Context, rule: dict, placeholders: dict) -> list[outbound.Draft
     for i, a in enumerate(rule["definition"].get("actions") or []):
         key = f"automation:{ctx.message['id']}:{rule['id']}:{i}"
         if a["type"] == "reply":
-            text = rules.reply_text(a["text"], ctx.languages)
+            text = text_match.reply_text(a["text"], ctx.languages)
             if not text:
                 continue
             text = _PLACEHOLDER.sub(lambda m: placeholders.get(m.group(1), m.group(0)), text)
@@ -274,27 +308,24 @@ def _drafts(ctx: Context, rule: dict, placeholders: dict) -> list[outbound.Draft
     return out
 
 
-def _update_profile(ctx: Context, change: Callable[[dict], None]) -> None:
-    row = ctx.conn.execute("SELECT data_key_id, profile_enc FROM contacts WHERE account_id = %s AND id = %s "
-                           "FOR UPDATE", (ctx.account_id, ctx.contact_id)).fetchone()
-    if row is None:
-        return
-    key = keystore.load_key(ctx.conn, account_id=ctx.account_id, key_id=row["data_key_id"])
-    aad = field_aad("contacts", "profile", ctx.account_id, ctx.contact_id)
-    profile = json.loads(key.decrypt_text(row["profile_enc"], aad)) if row["profile_enc"] else {}
-    change(profile)
-    ctx.conn.execute("UPDATE contacts SET profile_enc = %s, updated_at = now() WHERE account_id = %s AND id = %s",
-                     (key.encrypt(json.dumps(profile), aad), ctx.account_id, ctx.contact_id))
-
-
 def _act(ctx: Context, rule: dict, claimed, placeholders: dict) -> list:
-    actions = rule["definition"].get("actions") or []
-    done = []
     if ctx.handler == "human":
         ctx.decide(responder="rules", outcome="skipped", rule=rule, reason="handler_human", decision_id=claimed)
         return []
-    sent, why = ctx.send(_drafts(ctx, rule, placeholders))
-    done += [{"type": a["type"]} for a in actions if a["type"] in ("reply", "template")]
+    if rule["kind"] == "flow":
+        return flow_runner.start(ctx, rule)
+    actions = rule["definition"].get("actions") or []
+    drafts = _drafts(ctx, rule, placeholders)
+    done = [{"type": a["type"]} for a in actions if a["type"] in ("reply", "template")]
+    flow, flow_plan = None, None
+    started = next((a for a in actions if a["type"] == "flow"), None)
+    if started is not None:
+        flow = flow_runner.by_name(ctx, started["name"].strip())
+        if flow is None:
+            done.append({"type": "flow", "name": started["name"], "missing": True})
+        else:
+            flow_plan = flow_runner.plan(ctx, flow, flow["definition"]["start"])
+    sent, why = ctx.send(drafts + (flow_plan.drafts if flow_plan else []))
     attrs = [a for a in actions if a["type"] == "set_attribute"]
     tags = [a["tag"].strip() for a in actions if a["type"] == "set_tag"]
     if attrs or tags:
@@ -303,9 +334,16 @@ def _act(ctx: Context, rule: dict, claimed, placeholders: dict) -> list:
                 profile[a["name"]] = a["value"]
             if tags:
                 profile["tags"] = sorted(set(profile.get("tags") or []) | set(tags))
-        _update_profile(ctx, change)
+        contacts.update_profile(ctx.conn, account_id=ctx.account_id, contact_id=ctx.contact_id, change=change)
         done += [{"type": "set_attribute", "name": a["name"]} for a in attrs]
         done += [{"type": "set_tag", "tag": t} for t in tags]
+    for a in actions:
+        if a["type"] == "assign" and threads.assign_team(ctx.conn, account_id=ctx.account_id, thread_id=ctx.thread_id,
+                                                         team=a["team"].strip(), by="automation"):
+            done.append({"type": "assign", "team": a["team"].strip()})
+    if flow_plan is not None:
+        done.append({"type": "flow", "name": flow["name"], "automation_id": str(flow["id"])})
+        done += flow_runner.settle(ctx, flow, flow_plan, why)
     if rule["kind"] == "handoff" or any(a["type"] == "handoff" for a in actions):
         if ctx.hand_off(reason="rule", rule=rule):
             done.append({"type": "handoff"})
@@ -329,6 +367,19 @@ def respond_with_rules(ctx: Context) -> list | None:
 _ASKING_KINDS = frozenset({"text"})
 
 
+def _unanswered_in_a_row(ctx: Context) -> int:
+    """How many of the thread's latest decisions are the assistant declining, back to the last other one."""
+    rows = ctx.conn.execute(
+        "SELECT responder, outcome FROM thread_decisions WHERE account_id = %s AND thread_id = %s "
+        "ORDER BY id DESC LIMIT %s", (ctx.account_id, ctx.thread_id, ctx.setting("handoff_after_unanswered"))).fetchall()
+    n = 0
+    for r in rows:
+        if (r["responder"], r["outcome"]) != ("assistant", "declined"):
+            break
+        n += 1
+    return n
+
+
 def respond_with_assistant(ctx: Context) -> list | None:
     """The level-1 assistant (gateway/assistant/), when no rule matched and the bot handles the thread: an
     answer from the knowledge base above the confidence threshold, else a hand-off to a person. An account
@@ -338,6 +389,15 @@ def respond_with_assistant(ctx: Context) -> list | None:
         return None
     answer = assistant.reply(ctx.conn, account_id=ctx.account_id, text=ctx.text, language=ctx.languages[0])
     if answer is None:
+        if _unanswered_in_a_row(ctx) + 1 < ctx.setting("handoff_after_unanswered"):
+            # Not yet: ask the customer to say it another way (the next try may match an entry).
+            sent, why = ctx.send([outbound.Draft(
+                channel_id=ctx.channel["id"], kind="text", contact_id=ctx.contact_id,
+                content={"body": flows.builtin(_REPHRASE, ctx.languages)},
+                idempotency_key=f"assistant:{ctx.message['id']}")])
+            ctx.decide(responder="assistant", outcome={None: "declined", "cap": "capped"}.get(why, "refused"),
+                       reason=why or "below_threshold", actions=[{"type": "rephrase"}], sent=sent)
+            return sent
         handed = ctx.hand_off(reason="assistant")
         ctx.decide(responder="assistant", outcome="handed_off" if handed else "skipped",
                    reason="below_threshold", actions=[{"type": "handoff"}] if handed else [])
@@ -354,6 +414,8 @@ def respond_with_assistant(ctx: Context) -> list | None:
 RESPONDERS: list[Responder] = [
     # An answer to a survey is consumed before any rule sees it, even on a thread a person handles.
     Responder("surveys", consumer(surveys.on_inbound), when_human=True),
+    # The answer to the menu or question the thread waits at is the flow's, whatever a rule says of it.
+    Responder("flows", lambda ctx: flow_runner.respond(ctx)),
     # when_human: it records why it stayed silent on a rule that matched a thread a person handles.
     Responder("rules", respond_with_rules, when_human=True),
     Responder("assistant", respond_with_assistant),

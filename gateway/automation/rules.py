@@ -3,7 +3,7 @@
 A rule (API body, or one document of a YAML/JSON file)::
 
     name: opening-hours          # unique in the account
-    kind: business_hours         # welcome | business_hours | keyword | handoff
+    kind: business_hours         # welcome | business_hours | keyword | handoff | flow
     priority: 10                 # lower acts first; the first rule that matches acts alone
     enabled: true
     channel_id: null             # a channel id: only messages arriving there
@@ -24,55 +24,32 @@ Definitions by kind:
 - ``handoff``: ``{"keywords": {"en": [...], ...} (optional, replaces the defaults of those languages),
   "actions": [...] (optional, e.g. a reply before the hand-off)}``: the customer asks for a person; the
   thread's handler becomes ``human``.
+- ``flow``: a menu or small flow (see flows.py): ``{"trigger": {...keyword fields} (optional), "start",
+  "steps", "expires_after_minutes" (optional)}``.
 
 Actions: ``{"type": "reply", "text": "..." | {"en": "...", "es": "..."}}``, ``{"type": "template",
 "name", "language" (optional), "parameters" (optional)}``, ``{"type": "set_attribute", "name", "value"}``,
-``{"type": "set_tag", "tag"}``, ``{"type": "handoff"}``.
+``{"type": "set_tag", "tag"}``, ``{"type": "assign", "team"}``, ``{"type": "handoff"}``, ``{"type": "flow",
+"name"}`` (starts the flow of that name: its first step is sent after the rule's other messages).
 """
 from __future__ import annotations
 
-import re
-import unicodedata
-
 from psycopg.types.json import Jsonb
 
-from gateway import keywords
-from gateway.automation import hours
+from gateway.automation import flows, hours, text_match
+from gateway.automation.text_match import MAX_TEXT, fold
 from gateway.db import uuid7
 
-KINDS = ("welcome", "business_hours", "keyword", "handoff")
-ACTIONS = ("reply", "template", "set_attribute", "set_tag", "handoff")
-MATCH_MODES = ("whole", "contains", "regex")
-MAX_TEXT = 4096          # WhatsApp's text body limit
-MAX_PATTERN = 500
-# Regexes run on untrusted text in the inbound worker: a bounded input bounds the cost of a slow pattern.
-MAX_MATCHED_TEXT = 2000
-
-# "I want a person", per language. Matched as whole words or phrases anywhere in the message.
-DEFAULT_HANDOFF: dict[str, list[str]] = {
-    "en": ["agent", "human", "person", "a real person", "operator", "representative", "talk to someone"],
-    "es": ["agente", "humano", "persona", "operador", "asesor", "hablar con alguien"],
-    "pt": ["atendente", "humano", "pessoa", "agente", "operador"],
-    "fr": ["agent", "humain", "conseiller", "une personne", "operateur"],
-    "de": ["mitarbeiter", "mensch", "berater", "person"],
-    "it": ["operatore", "umano", "persona", "agente"],
-}
-
-
-def fold(text: str) -> str:
-    """Accent- and case-free, spaces collapsed, surrounding punctuation trimmed (as the consent keywords)."""
-    return keywords.normalise(text)
-
-
-def strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-
+KINDS = ("welcome", "business_hours", "keyword", "handoff", "flow")
+ACTIONS = ("reply", "template", "set_attribute", "set_tag", "assign", "handoff", "flow")
 
 # --- validation ------------------------------------------------------------------------------------
 
-def problems(doc, *, conn=None, account_id=None, default_tz: str | None = None) -> list[dict]:
+def problems(doc, *, conn=None, account_id=None, default_tz: str | None = None,
+             flow_names: set[str] | None = None) -> list[dict]:
     """Every problem of a rule as {pointer, detail}. With ``conn``, templates are checked against the
-    account's catalog (exists, APPROVED) and the channel against the account."""
+    account's catalog (exists, APPROVED), the channel against the account and a flow action against the
+    account's flows; ``flow_names`` adds flows known elsewhere (the other files of a load)."""
     out: list[dict] = []
 
     def bad(pointer, detail):
@@ -114,8 +91,16 @@ def problems(doc, *, conn=None, account_id=None, default_tz: str | None = None) 
     if not isinstance(definition, dict):
         bad("/definition", "required: an object (its fields depend on the kind)")
         return out
-    if kind in KINDS:
-        _definition(kind, definition, bad, conn, account_id, waba, default_tz)
+    if kind == "flow":
+        flows.problems(definition, bad)
+    elif kind in KINDS:
+        known = None
+        if conn is not None or flow_names is not None:
+            known = set(flow_names or ())
+            if conn is not None:
+                known |= {r["name"] for r in conn.execute(
+                    "SELECT name FROM automations WHERE account_id = %s AND kind = 'flow'", (account_id,))}
+        _definition(kind, definition, bad, conn, account_id, waba, default_tz, known)
     return out
 
 
@@ -127,7 +112,7 @@ _FIELDS = {
 }
 
 
-def _definition(kind, d, bad, conn, account_id, waba, default_tz) -> None:
+def _definition(kind, d, bad, conn, account_id, waba, default_tz, flow_names) -> None:
     for name in d:
         if name not in _FIELDS[kind]:
             bad(f"/definition/{name}", f"unknown field for a {kind} rule; use {', '.join(_FIELDS[kind])}")
@@ -142,36 +127,7 @@ def _definition(kind, d, bad, conn, account_id, waba, default_tz) -> None:
             for p in hours.problems(d["schedule"], "/definition/schedule", default_tz=default_tz):
                 bad(p["pointer"], p["detail"])
     elif kind == "keyword":
-        mode = d.get("match", "whole")
-        if mode not in MATCH_MODES:
-            bad("/definition/match", f"one of {', '.join(MATCH_MODES)}")
-        elif mode == "regex":
-            pattern = d.get("pattern")
-            if not isinstance(pattern, str) or not pattern:
-                bad("/definition/pattern", "required with match 'regex': a regular expression")
-            elif len(pattern) > MAX_PATTERN:
-                bad("/definition/pattern", f"at most {MAX_PATTERN} characters")
-            else:
-                try:
-                    re.compile(strip_accents(pattern), re.IGNORECASE)
-                except re.error as exc:
-                    bad("/definition/pattern", f"not a valid regular expression: {exc}")
-            if "keywords" in d:
-                bad("/definition/keywords", "give either keywords (whole, contains) or pattern (regex)")
-        else:
-            words = d.get("keywords")
-            if not isinstance(words, list) or not words:
-                bad("/definition/keywords", f"required with match '{mode}': a non-empty list of words or phrases")
-            else:
-                for i, w in enumerate(words):
-                    if not isinstance(w, str) or not fold(w):
-                        bad(f"/definition/keywords/{i}", "a non-empty word or phrase")
-            if "pattern" in d:
-                bad("/definition/pattern", "a pattern needs match 'regex'")
-        lang = d.get("language")
-        if lang is not None and (not isinstance(lang, str) or not re.fullmatch(r"[a-zA-Z]{2,3}([_-][a-zA-Z0-9]+)?",
-                                                                                 lang)):
-            bad("/definition/language", "a language code such as es, en, pt_BR")
+        text_match.trigger_problems(d, "/definition", bad)
     elif kind == "handoff":
         words = d.get("keywords")
         if words is not None:
@@ -188,15 +144,15 @@ def _definition(kind, d, bad, conn, account_id, waba, default_tz) -> None:
         bad("/definition/actions", "required: a non-empty list of actions (" + ", ".join(ACTIONS) + ")")
         return
     for i, action in enumerate(actions):
-        _action(action, f"/definition/actions/{i}", bad, conn, account_id, waba)
-    sends = [a for a in actions if isinstance(a, dict) and a.get("type") in ("reply", "template")]
-    if kind == "handoff" and any(isinstance(a, dict) and a.get("type") == "handoff" for a in actions):
-        pass   # explicit hand-off in a handoff rule: harmless, it hands off once
+        _action(action, f"/definition/actions/{i}", bad, conn, account_id, waba, flow_names)
+    sends = [a for a in actions if isinstance(a, dict) and a.get("type") in ("reply", "template", "flow")]
+    if sum(isinstance(a, dict) and a.get("type") == "flow" for a in actions) > 1:
+        bad("/definition/actions", "at most one flow action: a thread is in one flow at a time")
     if len(sends) > 3:
         bad("/definition/actions", "at most 3 messages per rule: a wall of automated messages reads as spam")
 
 
-def _action(a, p, bad, conn, account_id, waba) -> None:
+def _action(a, p, bad, conn, account_id, waba, flow_names) -> None:
     if not isinstance(a, dict):
         bad(p, "an action is an object with a type")
         return
@@ -227,7 +183,7 @@ def _action(a, p, bad, conn, account_id, waba) -> None:
             bad(f"{p}/parameters", "a list (positional) or an object (named) of parameter values")
     elif t == "set_attribute":
         name = a.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", name or ""):
+        if not isinstance(name, str) or not text_match.ATTRIBUTE.fullmatch(name):
             bad(f"{p}/name", "required: an attribute name (letters, digits, _ . -; at most 64)")
         elif name == "tags":
             bad(f"{p}/name", "'tags' is kept by set_tag actions; use set_tag")
@@ -237,6 +193,15 @@ def _action(a, p, bad, conn, account_id, waba) -> None:
         tag = a.get("tag")
         if not isinstance(tag, str) or not tag.strip() or len(tag) > 64:
             bad(f"{p}/tag", "required: a tag of 1 to 64 characters")
+    elif t == "assign":
+        if not text_match.valid_team(a.get("team")):
+            bad(f"{p}/team", "required: the team's name (1 to 64 characters)")
+    elif t == "flow":
+        name = a.get("name")
+        if not isinstance(name, str) or not name.strip():
+            bad(f"{p}/name", "required: the name of the flow to start")
+        elif flow_names is not None and name.strip() not in flow_names:
+            bad(f"{p}/name", f"no flow named {name!r} in this account (create it first, or load it with this rule)")
 
 
 def _template(conn, account_id, waba, name, language, p, bad) -> None:
@@ -322,58 +287,3 @@ def active_for(conn, *, account_id, channel_id) -> list[dict]:
         "AND (channel_id IS NULL OR channel_id = %s) ORDER BY priority, id", (account_id, channel_id)).fetchall()
 
 
-# --- matching (pure) -------------------------------------------------------------------------------
-
-def _phrase(words: list[str]) -> re.Pattern | None:
-    folded = sorted({fold(w) for w in words if fold(w)}, key=len, reverse=True)
-    if not folded:
-        return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in folded) + r")(?!\w)")
-
-
-def keyword_matches(definition: dict, text: str | None) -> bool:
-    if not text:
-        return False
-    mode = definition.get("match", "whole")
-    if mode == "regex":
-        try:
-            pattern = re.compile(strip_accents(definition["pattern"]), re.IGNORECASE)
-        except (re.error, KeyError):
-            return False
-        return pattern.search(strip_accents(text[:MAX_MATCHED_TEXT])) is not None
-    folded = fold(text)
-    if mode == "whole":
-        return folded in {fold(w) for w in definition.get("keywords") or []}
-    found = _phrase(definition.get("keywords") or [])
-    return bool(found and found.search(folded[:MAX_MATCHED_TEXT]))
-
-
-def handoff_matches(definition: dict, text: str | None) -> bool:
-    if not text or len(text) > MAX_MATCHED_TEXT:
-        return False
-    table = dict(DEFAULT_HANDOFF)
-    table.update(definition.get("keywords") or {})
-    found = _phrase([w for words in table.values() for w in words])
-    return bool(found and found.search(fold(text)))
-
-
-def language_fits(wanted: str | None, contact_language: str | None) -> bool:
-    if not wanted or not contact_language:
-        return True
-    base = lambda code: code.replace("-", "_").split("_")[0].lower()  # noqa: E731
-    return base(wanted) == base(contact_language)
-
-
-def reply_text(text, languages: list[str | None]) -> str | None:
-    """A reply's text: a string, or the first of the preferred languages (then their base) it has."""
-    if isinstance(text, str):
-        return text
-    if not isinstance(text, dict) or not text:
-        return None
-    for lang in languages:
-        if not lang:
-            continue
-        for candidate in (lang, lang.replace("-", "_").split("_")[0].lower()):
-            if text.get(candidate):
-                return text[candidate]
-    return next(iter(text.values()))

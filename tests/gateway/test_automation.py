@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.automation import hours, rules
+from gateway.automation import hours, text_match
 from tests.gateway.test_send_end_to_end import _setup, gateway_url, received, sandbox, wait_for  # noqa: F401
 from tests.webhooks.test_receiver import text, wa_body
 
@@ -103,17 +103,17 @@ def test_notice_placeholders_are_in_the_schedule_zone_and_the_contact_language()
 
 def test_keyword_modes_ignore_case_accents_and_punctuation():
     whole = {"match": "whole", "keywords": ["Horario", "¿a qué hora abrís?"]}
-    assert rules.keyword_matches(whole, "HORARIO!") and rules.keyword_matches(whole, "a que hora abris")
-    assert not rules.keyword_matches(whole, "horario de verano")
+    assert text_match.keyword_matches(whole, "HORARIO!") and text_match.keyword_matches(whole, "a que hora abris")
+    assert not text_match.keyword_matches(whole, "horario de verano")
     contains = {"match": "contains", "keywords": ["envío", "devolución"]}
-    assert rules.keyword_matches(contains, "¿Cuánto tarda el ENVIO a Canarias?")
-    assert not rules.keyword_matches(contains, "envios")   # whole words only
+    assert text_match.keyword_matches(contains, "¿Cuánto tarda el ENVIO a Canarias?")
+    assert not text_match.keyword_matches(contains, "envios")   # whole words only
     regex = {"match": "regex", "pattern": r"pedido\s*#?\d{5,}"}
-    assert rules.keyword_matches(regex, "Mi Pédido #123456 no llegó") and not rules.keyword_matches(regex, "pedido 12")
-    assert rules.handoff_matches({}, "Quiero hablar con una persona, por favor")
-    assert rules.handoff_matches({}, "agent") and rules.handoff_matches({}, "Falar com atendente")
-    assert not rules.handoff_matches({}, "personalizar mi pedido")
-    assert rules.handoff_matches({"keywords": {"es": ["encargado"]}}, "el encargado")
+    assert text_match.keyword_matches(regex, "Mi Pédido #123456 no llegó") and not text_match.keyword_matches(regex, "pedido 12")
+    assert text_match.handoff_matches({}, "Quiero hablar con una persona, por favor")
+    assert text_match.handoff_matches({}, "agent") and text_match.handoff_matches({}, "Falar com atendente")
+    assert not text_match.handoff_matches({}, "personalizar mi pedido")
+    assert text_match.handoff_matches({"keywords": {"es": ["encargado"]}}, "el encargado")
 
 
 # --- helpers for the end-to-end tests -------------------------------------------------------------------
@@ -283,7 +283,7 @@ def test_handoff_keyword_then_silence_then_hand_back_over_the_api(client, sandbo
 def test_the_hourly_cap_stops_a_bot_to_bot_loop(client, sandbox):
     inbox, ch = _setup(client, sandbox)
     assert inbox.api("PUT", "/v1/automation-settings", json={"max_per_thread_per_hour": 3}).json == {
-        "max_per_thread_per_hour": 3}
+        "max_per_thread_per_hour": 3, "handoff_after_unanswered": 1}
     _rule(inbox, name="echo-bait", kind="keyword", priority=1,
           definition={"match": "contains", "keywords": ["hello"], "actions": _reply("Hello! How can we help?")})
     for _ in range(6):   # another bot answering each of ours with its own greeting
@@ -430,3 +430,27 @@ def test_the_assistant_answers_from_the_knowledge_base_then_hands_off_and_goes_s
     automated = conn.execute("SELECT count(*) AS n FROM messages WHERE account_id = %s AND automated",
                              (inbox.account_id,)).fetchone()["n"]
     assert automated == 2
+
+
+def test_the_assistant_hands_off_after_n_unanswered_questions_in_a_row(client, sandbox):
+    from tests.gateway.test_assistant import ENTRIES
+    inbox, ch = _setup(client, sandbox)
+    for entry in ENTRIES:
+        assert inbox.api("POST", "/v1/knowledge-base", json=entry).status_code == 201
+    r = inbox.api("PUT", "/v1/automation-settings", json={"handoff_after_unanswered": 3})
+    assert r.json == {"max_per_thread_per_hour": 10, "handoff_after_unanswered": 3}
+    bad = inbox.api("PUT", "/v1/automation-settings", json={"handoff_after_unanswered": 0, "colour": "red"})
+    assert bad.status_code == 422 and {e["pointer"] for e in bad.json["errors"]} == {
+        "/handoff_after_unanswered", "/colour"}
+    _say(inbox, ch, "Mi gato se comió el cable del router")   # 1st unanswered: asked to say it another way
+    _say(inbox, ch, "¿El envío es gratis?")                   # answered: the count starts again
+    _say(inbox, ch, "El perro también")                       # 1st
+    _say(inbox, ch, "Y el loro")                              # 2nd
+    _say(inbox, ch, "Y el pez")                               # 3rd in a row: a person takes it
+    got = _sent(inbox, sandbox, 4)
+    assert got[1] == "Gratis a partir de 50 €; si no, 4,95 €."
+    assert got[0] == got[2] == got[3] and got[0].startswith("Sorry, I am not sure I understood.")
+    thread = _thread(inbox)
+    assert [d["outcome"] for d in _decisions(inbox, thread["id"])] == [
+        "declined", "answered", "declined", "declined", "handed_off"]
+    assert inbox.api("GET", f"/v1/threads/{thread['id']}").json["handler"] == "human"

@@ -29,15 +29,29 @@ _pool_url: str | None = None
 _lock = threading.Lock()
 
 
+_uuid7_last = [0, 0]          # (milliseconds, rand_a) of the last id made in this process
+_uuid7_lock = threading.Lock()
+
+
 def uuid7() -> uuid.UUID:
-    """Time-ordered UUID (RFC 9562 v7): new rows land at the right edge of indexes."""
+    """Time-ordered UUID (RFC 9562 v7): new rows land at the right edge of indexes. Within one process the
+    ids only grow (rand_a counts up within a millisecond, RFC 9562 method 3), so rows made in one
+    transaction, which share created_at, still sort in the order they were made (two automated replies)."""
     ms = time.time_ns() // 1_000_000
-    rand = secrets.randbits(74)
+    with _uuid7_lock:
+        last_ms, last_seq = _uuid7_last
+        if ms <= last_ms:
+            ms, seq = last_ms, last_seq + 1
+            if seq > 0xFFF:
+                ms, seq = ms + 1, 0
+        else:
+            seq = secrets.randbits(10)   # random start, with room left to count up
+        _uuid7_last[0], _uuid7_last[1] = ms, seq
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
-    value |= (rand >> 62) << 64          # 12 bits rand_a
+    value |= seq << 64                   # 12 bits rand_a
     value |= 0b10 << 62                  # variant
-    value |= rand & ((1 << 62) - 1)      # 62 bits rand_b
+    value |= secrets.randbits(62)        # 62 bits rand_b
     return uuid.UUID(int=value)
 
 

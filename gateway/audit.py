@@ -16,7 +16,8 @@ from gateway.accounts import audit
 # rather than by listing each route keeps routes added later (consents, a contact's sub-resources) audited
 # without touching this file; /v1/channels, /v1/templates, /v1/account and the like expose none.
 PERSONAL_RESOURCES = {"contacts": "contact", "threads": "thread", "messages": "message", "media": "media",
-                      "uploads": "upload", "notices": "notice", "consents": "consent"}
+                      "uploads": "upload", "notices": "notice", "consents": "consent",
+                      "campaigns": "campaign"}   # a campaign's recipients list their addresses
 # Query parameters that identify whose data a list read returned; only these are kept, and only when their
 # value is an id or a short word, so a query string can never carry personal data into the log.
 _KEPT_QUERY = ("contact_id", "thread_id", "channel_id", "status", "state", "topic", "purpose")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -476,6 +477,63 @@ def retention_run(account, dry_run, batch):
         n = row["due"] if dry_run else row["done"]
         click.echo(f"{names.get(uuid.UUID(row['account_id']), row['account_id'])}  {what}: {n:,} {verb}")
     click.echo(json.dumps({"dry_run": dry_run, "results": report.rows()}))
+
+
+@main.group()
+def campaigns():
+    """Campaigns: watch one's progress live."""
+
+
+def _campaign_line(c: dict, counts: dict) -> str:
+    failed = ", ".join(f"{code}: {n}" for code, n in sorted(counts["failed"].items())) or "0"
+    skipped = ", ".join(f"{why}: {n}" for why, n in sorted(counts["skipped"].items())) or "0"
+    line = (f"{c['state']}  sent {counts['sent']:,} (delivered {counts['delivered']:,}, read {counts['read']:,}, "
+            f"replied {counts['replied']:,})  queued {counts['queued']:,}  pending {counts['pending']:,}  "
+            f"failed {failed}  skipped {skipped}")
+    why = c["state_reason"] if c["state"] == "paused" else c["waiting"]
+    return line + (f"\n  {why}" if why else "")
+
+
+@campaigns.command("watch")
+@click.argument("campaign_id")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="seconds between updates")
+@click.option("--once", is_flag=True, help="print the progress once and exit")
+def campaigns_watch(campaign_id, interval, once):
+    """Show a campaign's progress live (a bar of recipients done) until it completes or is cancelled; exit
+    status 0 when it completed, 1 when it was cancelled or is paused with --once."""
+    _init()
+    from gateway import db
+    from gateway.campaigns import store
+    cid = _uuid(campaign_id, "campaign id")
+
+    def read():
+        with db.connection() as conn:
+            found = conn.execute("SELECT account_id FROM campaigns WHERE id = %s", (cid,)).fetchone()
+            if found is None:
+                raise click.ClickException(f"no campaign with id {campaign_id}; see GET /v1/campaigns")
+            c = store.get(conn, account_id=found["account_id"], campaign_id=cid)
+            return c, store.counts(conn, account_id=found["account_id"], campaign_id=cid)
+
+    c, counts = read()
+    if once:
+        click.echo(f"{c['name']}: " + _campaign_line(c, counts))
+        sys.exit(0 if c["state"] not in ("cancelled", "paused") else 1)
+    total = max(counts["recipients"], 1)
+    done = lambda n: n["sent"] + n["failed_total"] + n["skipped_total"]  # noqa: E731
+    with click.progressbar(length=total, label=c["name"], file=sys.stderr, show_percent=True, show_pos=True) as bar:
+        shown = 0
+        while True:
+            if counts["recipients"] > bar.length:
+                bar.length = counts["recipients"]
+            bar.update(max(0, done(counts) - shown))
+            shown = max(shown, done(counts))
+            finished = c["state"] in ("completed", "cancelled") and counts["queued"] == 0
+            if finished:
+                break
+            time.sleep(interval)
+            c, counts = read()
+    click.echo(_campaign_line(c, counts))
+    sys.exit(0 if c["state"] == "completed" else 1)
 
 
 @main.group()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from collections import defaultdict
 
 from gateway import contacts, db, jobs, keystore, media, messages, normalise, outbound
+from gateway.campaigns import store as campaign_store
 from gateway.crypto import field_aad
 from gateway.db import uuid7
 from gateway.group_commit import GroupCommitter
@@ -193,9 +194,11 @@ def _process(account_id: str, event_ids: list[str]) -> dict[str, str]:
         except Exception:
             conn.rollback()
             done = _apply_rows(conn, account_id, conn.execute(_CLAIM, (account_id, ids)).fetchall(), isolate=True)
-        outcomes, finished, downloads, subjects, sends = done
+        outcomes, finished, downloads, subjects, sends, replies = done
         _finish(conn, account_id, finished)
         _link_contacts(conn, account_id, subjects)
+        if replies and campaign_store.awaiting_replies(conn, account_id):
+            campaign_store.note_replies(conn, account_id=account_id, replies=replies)
     media.enqueue_downloads(account_id, downloads)
     if sends:
         # Keyword replies (gateway/keywords.py), queued in the transaction that just committed. Flushed
@@ -214,6 +217,7 @@ def _apply_rows(conn, account_id, rows, *, isolate: bool):
     downloads: list = []
     sends: list = []               # keyword replies queued by normalise, enqueued after commit
     subjects: list[tuple] = []     # whom each applied event named: see _link_contacts
+    replies: list[tuple] = []      # customers who wrote: credited to the campaign messages they got
     for row in rows:
         provider = registry.get(row["provider"])
         if provider is None:
@@ -237,12 +241,13 @@ def _apply_rows(conn, account_id, rows, *, isolate: bool):
         finished.append((row["id"], None, outcome.review))
         downloads += outcome.media_ids
         sends += outcome.send_ids
+        replies += outcome.replies
         subjects += [(row["id"], row["channel_id"], kind, address, message_id, raw)
                      for kind, address, message_id in named]
         subjects += [(row["id"], row["channel_id"], "contact_id", contact_id, None, raw)
                      for contact_id in outcome.contact_ids]
         outcomes[str(row["id"])] = "processed"
-    return outcomes, finished, downloads, subjects, sends
+    return outcomes, finished, downloads, subjects, sends, replies
 
 
 def _apply_one(conn, account_id, row, provider):

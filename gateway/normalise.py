@@ -30,6 +30,7 @@ class Outcome:
     send_ids: list = field(default_factory=list)   # keyword and automated replies, enqueued once the batch commits
     contact_ids: list = field(default_factory=list)   # the customers of the messages applied (erasure reaches
                                                       # their raw webhooks through these)
+    replies: list = field(default_factory=list)       # (contact id, when) of customers' messages: campaign replies
 
 
 def _address(kind: str, address: str) -> str:
@@ -70,6 +71,7 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
                                             contact_id=contact_id, channel_id=channel["id"],
                                             position=position, item=item))
     if not outbound:
+        out.replies.append((contact_id, recorded["occurred_at"]))
         handled = keywords.on_inbound(conn, account_id=account_id, channel=channel, contact_id=contact_id,
                                       message=recorded, kind=ev.kind, text=ev.text, content=ev.content)
         out.send_ids += handled
@@ -137,6 +139,22 @@ def _notice(conn, account_id, channel: dict, ev: Notice, out: Outcome) -> None:
                                detail=ev.detail)
     if ev.topic in TEMPLATE_TOPICS:
         template_updates.apply(conn, account_id=account_id, topic=ev.topic, detail=ev.detail)
+        if ev.topic == "template_status" and str(ev.detail.get("event") or "").upper() in _STOPS_CAMPAIGNS:
+            _pause_campaigns(conn, account_id, ev.detail)
+
+
+# Template statuses that stop sends: the campaigns using the template pause at once, and say why.
+_STOPS_CAMPAIGNS = frozenset({"PAUSED", "DISABLED", "PENDING_DELETION", "DELETED", "REJECTED"})
+
+
+def _pause_campaigns(conn, account_id, detail: dict) -> None:
+    from gateway.campaigns import store as campaign_store
+    from templates_catalog import store as template_store
+    row = template_store.get_by_meta_id(conn, account_id=account_id, meta_id=detail.get("message_template_id"))
+    name = row["name"] if row else detail.get("message_template_name")
+    if name:
+        campaign_store.pause_using_template(conn, account_id=account_id, waba_id=row["waba_id"] if row else None,
+                                            name=name, status=str(detail["event"]).upper())
 
 
 # WhatsApp's user_preferences values (the user's own marketing controls in the app, or a signup link).

@@ -1,4 +1,5 @@
-"""The sweeper: re-enqueue work PostgreSQL says is pending but Redis does not hold.
+"""The sweeper: re-enqueue work PostgreSQL says is pending but Redis does not hold; it also runs the
+campaign feeder (gateway/campaigns/feeder.py) on a thread of its own.
 
 Redis may be flushed or restarted without persistence at any time (DESIGN
 invariant 2). Each kind of pending work registers a Sweep: a query for rows
@@ -120,6 +121,9 @@ def run_forever(interval_s: float) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("sweeper started", extra={"interval_s": interval_s})
+    # Campaigns are fed from here too: a steady clock beside the re-enqueueing, with no job of its own to lose.
+    from gateway.campaigns import feeder
+    feeder_stop = feeder.start_thread()
     retention_at = time.monotonic()
     while not stopping:
         try:
@@ -139,4 +143,5 @@ def run_forever(interval_s: float) -> None:
         deadline = time.monotonic() + interval_s
         while not stopping and time.monotonic() < deadline:
             time.sleep(min(0.2, interval_s))
+    feeder_stop.set()
     log.info("sweeper stopped")

@@ -5,6 +5,7 @@ from gateway.api import consent_views  # noqa: F401  (routes on bp)
 from gateway.api import assistant_views  # noqa: F401  (routes on bp)
 from gateway.api import automation_views  # noqa: F401  (routes on bp)
 from gateway.api import survey_views  # noqa: F401  (routes on bp)
+from gateway.api import campaign_views  # noqa: F401  (routes on bp)
 from gateway.api.views import bp
 
 __all__ = ["bp"]

@@ -97,8 +97,7 @@ def chunks(conn, subject: Subject, *, page: int = PAGE,
         "threads": threads,
         "consents": _consents(conn, subject),
         "notices": _notices(conn, subject),
-        # Campaign membership: campaigns do not exist yet; the campaigns issue fills this list.
-        "campaigns": [],
+        "campaigns": _campaigns(conn, subject),
     }
     text = _dumps(head)
     yield text[:-1] + ',"messages":['
@@ -204,6 +203,15 @@ def _consents(conn, subject: Subject) -> dict:
                 "since": e.get("occurred_at"), "source": e.get("source"), "event_id": e.get("id")}
                for e in latest.values()]
     return {"current": current, "history": history}
+
+
+def _campaigns(conn, subject: Subject) -> list[dict]:
+    """Every campaign that included the contact, and what happened to them in it."""
+    return [dict(r) for r in conn.execute(
+        "SELECT c.id AS campaign_id, c.name, c.purpose, c.state AS campaign_state, r.contact_id, r.state, "
+        "r.skip_reason, r.message_id, r.queued_at, r.replied_at FROM campaign_recipients r JOIN campaigns c "
+        "ON c.account_id = r.account_id AND c.id = r.campaign_id WHERE r.account_id = %s AND r.contact_id = ANY(%s) "
+        "ORDER BY c.created_at, c.id", (subject.account_id, subject.contact_ids)).fetchall()]
 
 
 def _notices(conn, subject: Subject) -> list[dict]:

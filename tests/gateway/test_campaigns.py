@@ -152,6 +152,9 @@ def test_a_campaign_sends_once_per_consenting_recipient_and_records_every_skip(c
     inbox.post_meta("whatsapp", wa_body(ch["external_id"], messages=[text(ana_phone.lstrip("+"), "¡Gracias!",
                                                                           ts=int(time.time()))]))
     _run(inbox, lambda: _get(inbox, campaign)["counts"]["replied"] == 1, what="the reply counted")
+    # The contact's data export names the campaign and what happened to them in it.
+    exported = inbox.api("GET", f"/v1/contacts/{ana}/export").json["campaigns"]
+    assert [(e["campaign_id"], e["state"]) for e in exported] == [(campaign["id"], "queued")]
     # The CLI shows the same progress; a completed campaign exits 0 (and the bar ends at once).
     for args in (["--once"], ["--interval", "0.1"]):
         out = subprocess.run([sys.executable, "-m", "gateway.cli", "campaigns", "watch", campaign["id"], *args],

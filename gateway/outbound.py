@@ -82,7 +82,7 @@ _CONTEXT = (
     "SELECT q.ord, ch.id AS channel_id, ch.kind AS channel_kind, ch.external_id, ch.group_id, ch.status, "
     "ch.paused_reason, ch.has_credentials, r.id AS root, r.data_key_id, i.id AS identity_id, i.kind AS identity_kind, "
     "i.address_enc, t.id AS thread_id, t.last_inbound_at, cs.consent "
-    "FROM unnest(%(chs)s::uuid[], %(cts)s::uuid[]) WITH ORDINALITY AS q(channel_id, contact_id, ord) "
+    "FROM unnest(%(chs)b::uuid[], %(cts)b::uuid[]) WITH ORDINALITY AS q(channel_id, contact_id, ord) "
     # Each step is an index look-up by the previous one's key, whatever the planner guesses from a young
     # table's statistics: LIMIT / OFFSET 0 keep every LATERAL a per-row subquery (pulled up into joins,
     # they became scans of every contact and thread of the account, repeated for each message).
@@ -125,10 +125,13 @@ def send_contexts(conn, account_id, pairs: list[tuple]) -> list[SendContext | No
     if not pairs:
         return []
     grouped: dict[int, list[dict]] = {}
-    for row in conn.execute(_CONTEXT, {"a": account_id, "chs": [p[0] for p in pairs],
-                                       "cts": [p[1] for p in pairs]}).fetchall():
+    as_uuid = lambda v: v if isinstance(v, uuid.UUID) else uuid.UUID(str(v))  # noqa: E731 (binary arrays: one type)
+    for row in conn.execute(_CONTEXT, {"a": account_id, "chs": [as_uuid(p[0]) for p in pairs],
+                                       "cts": [as_uuid(p[1]) for p in pairs]}).fetchall():
         grouped.setdefault(row["ord"], []).append(row)
     out: list[SendContext | NotFound] = []
+    keys = keystore.load_keys(conn, account_id=account_id, key_ids=[
+        rows[0]["data_key_id"] for rows in grouped.values() if rows[0]["data_key_id"] is not None])
     for n, (channel_id, contact_id) in enumerate(pairs, start=1):
         rows = grouped[n]
         first = rows[0]
@@ -143,7 +146,8 @@ def send_contexts(conn, account_id, pairs: list[tuple]) -> list[SendContext | No
                      "group_id": first["group_id"], "status": first["status"], "paused_reason": first["paused_reason"],
                      "has_credentials": first["has_credentials"]},
             contact_id=first["root"],
-            key=keystore.load_key(conn, account_id=account_id, key_id=first["data_key_id"]),
+            key=keys.get(first["data_key_id"]) or keystore.load_key(conn, account_id=account_id,
+                                                                    key_id=first["data_key_id"]),
             identities=[{"kind": r["identity_kind"], "identity_id": r["identity_id"],
                          "address_enc": r["address_enc"]} for r in rows if r["identity_id"] is not None],
             thread=None if first["thread_id"] is None else {"id": first["thread_id"],
@@ -214,15 +218,22 @@ def accept_many(conn, account_id, drafts: list[Draft]) -> list[Accepted | Except
 
     now = datetime.now(timezone.utc)
     rows, owners = [], []
+    memo: dict = {}   # catalog rows read once per batch (a campaign sends one template to every recipient)
     for i, ctx in zip(todo, contexts):
         d = drafts[i]
         try:
             if isinstance(ctx, Exception):
                 raise ctx
-            rows.append(_prepare(conn, account_id, d, ctx, now, given.get(i)))
+            rows.append(_prepare(conn, account_id, d, ctx, now, given.get(i), memo))
             owners.append(i)
         except (NotFound, send_gate.Refused) as exc:
             outcomes[i] = exc
+    opening = [r for r in rows if r["thread_id"] is None]
+    if opening:
+        opened = messages.threads_for_many(conn, account_id=account_id,
+                                           pairs=[(r["contact_id"], r["channel_id"]) for r in opening])
+        for r in opening:
+            r["thread_id"] = opened[(r["contact_id"], r["channel_id"])]
     inserted = messages.record_outbound_many(conn, account_id=account_id, rows=rows, occurred_at=now)
     for i, row, made in zip(owners, rows, inserted):
         if made is None:
@@ -242,6 +253,7 @@ def check_many(conn, account_id, drafts: list[Draft]) -> list[Exception | None]:
     so a thread the gate would open for a first message is not left behind."""
     import psycopg
     out: list[Exception | None] = [None] * len(drafts)
+    memo: dict = {}
     with conn.transaction() as tx:
         contexts = send_contexts(conn, account_id, [(d.channel_id, d.contact_id) for d in drafts])
         now = datetime.now(timezone.utc)
@@ -249,7 +261,7 @@ def check_many(conn, account_id, drafts: list[Draft]) -> list[Exception | None]:
             try:
                 if isinstance(ctx, Exception):
                     raise ctx
-                _prepare(conn, account_id, d, ctx, now, None)
+                _prepare(conn, account_id, d, ctx, now, None, memo)
             except (NotFound, send_gate.Refused, InvalidRecipient) as exc:
                 out[i] = exc
         raise psycopg.Rollback(tx)
@@ -283,7 +295,8 @@ def _contact_for_address(conn, account_id, d: Draft):
     return contact_id, (kind, address)
 
 
-def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given: tuple | None) -> dict:
+def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given: tuple | None,
+             memo: dict | None = None) -> dict:
     """Gate one draft and build its row (content encrypted later, with the id the insert will use)."""
     content, kind = dict(d.content), d.kind
     if kind == "template" and not send_gate.sends_templates(ctx.channel):
@@ -303,7 +316,7 @@ def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given:
     to_kind, address = given or address_for(account_id, ctx)
     thread = send_gate.check(conn, account_id, send_gate.Request(
         channel=ctx.channel, contact_id=ctx.contact_id, kind=kind, content=content, purpose=d.purpose,
-        tag=d.tag), now=now, state=ctx.gate_state)
+        tag=d.tag), now=now, state=ctx.gate_state, memo=memo)
     reply_provider_id = None
     if d.reply_to_id is not None:
         reply_provider_id = provider_id_of(conn, account_id, d.reply_to_id)
@@ -317,10 +330,8 @@ def _prepare(conn, account_id, d: Draft, ctx: SendContext, now: datetime, given:
     text = content.get("body") if kind in ("text", "interactive") else content.get("caption")
     if kind == "template":
         text = stored.pop("rendered_text", None)   # what the customer sees, when the catalog rendered it
-    if thread is None:   # the first message to this contact on this channel
-        thread = messages.thread_for(conn, account_id=account_id, contact_id=ctx.contact_id,
-                                     channel_id=ctx.channel["id"])
-    return {"contact_id": ctx.contact_id, "channel_id": ctx.channel["id"], "thread_id": thread["id"],
+    # The first message to this contact on this channel: accept_many opens the threads of a whole batch at once.
+    return {"contact_id": ctx.contact_id, "channel_id": ctx.channel["id"], "thread_id": thread and thread["id"],
             "kind": kind, "body": text or _rendition(kind, content), "stored": stored, "key": ctx.key,
             "reply_to_id": d.reply_to_id if reply_provider_id else None,
             "reply_to_bidx": messages.provider_id_bidx(account_id, reply_provider_id) if reply_provider_id else None,

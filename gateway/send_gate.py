@@ -45,7 +45,7 @@ def capabilities(channel_kind: str) -> dict:
 
 
 def check(conn, account_id, req: Request, *, state: tuple[dict[str, str], dict | None],
-          now: datetime | None = None) -> dict | None:
+          now: datetime | None = None, memo: dict | None = None) -> dict | None:
     """Pass (returning the contact's thread on the channel, if any, for the caller to reuse) or raise Refused.
 
     ``state`` is (latest consent action by purpose, thread) as the caller read them in this transaction
@@ -90,7 +90,7 @@ def check(conn, account_id, req: Request, *, state: tuple[dict[str, str], dict |
                           + hint, extra={"window_closed_at": window["closes_at"]})
     if req.kind == "template":
         from gateway import template_sends
-        template_sends.check_whatsapp(conn, account_id, channel, req.contact_id, req.content)
+        template_sends.check_whatsapp(conn, account_id, channel, req.contact_id, req.content, memo=memo)
     return thread
 
 

@@ -19,18 +19,29 @@ from templates_catalog.languages import pick_language
 QUICK_REPLIES_MAX, QUICK_REPLY_TITLE_MAX = 13, 20
 
 
-def check_whatsapp(conn, account_id, channel: dict, contact_id, content: dict) -> None:
+def check_whatsapp(conn, account_id, channel: dict, contact_id, content: dict, memo: dict | None = None) -> None:
     """The template exists in the chosen language, Meta lets it be sent (APPROVED, not PAUSED or DISABLED),
     and its parameters fit - what Meta would refuse with 132001, 132015/132016 or 132000, refused before
     anything is queued. ``content`` gets the language, the rendered Cloud API components and the text the
     customer will see (``rendered_text``). A business account never synced is not checked (raw components
-    with a language pass as they are)."""
+    with a language pass as they are). ``memo`` keeps catalog reads for the rest of a batch (same transaction)."""
     waba = channel.get("group_id")
     name = content.get("name")
-    if not waba or not (content.get("language") or store.has_catalog(conn, account_id=account_id,
-                                                                        waba_id=waba)):
+    memo = {} if memo is None else memo
+    if not waba:
         return _unsynced(content)
-    row = _row(conn, account_id, waba, contact_id, content)
+    if not content.get("language"):
+        if ("catalog", waba) not in memo:
+            memo[("catalog", waba)] = store.has_catalog(conn, account_id=account_id, waba_id=waba)
+        if not memo[("catalog", waba)]:
+            return _unsynced(content)
+    wanted = ("row", waba, name, content.get("language"))
+    if content.get("language") and wanted in memo:
+        row = memo[wanted]   # the same dict each time, so the compiled template is reused too
+    else:
+        row = _row(conn, account_id, waba, contact_id, content)
+        if content.get("language"):
+            memo[wanted] = row
     if row is None:
         return _unsynced(content)
     if row["status"] != "APPROVED":

@@ -22,9 +22,11 @@ def _contacts(conn, account_id, ids: list, need: set) -> dict:
         return out
     rows = conn.execute("SELECT id, data_key_id, name_enc, profile_enc, language FROM contacts "
                         "WHERE account_id = %s AND id = ANY(%s)", (account_id, ids)).fetchall()
+    by_key = keystore.load_keys(conn, account_id=account_id, key_ids=[r["data_key_id"] for r in rows])
     keys = {}
     for r in rows:
-        key = keys[r["id"]] = keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
+        key = by_key.get(r["data_key_id"]) or keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
+        keys[r["id"]] = key
         item = out[r["id"]]
         if "profile" in need and r["profile_enc"]:
             item["profile"] = json.loads(key.decrypt_text(r["profile_enc"], field_aad("contacts", "profile", account_id,

@@ -388,3 +388,45 @@ def test_quiet_hours_in_the_recipients_zone():
 def _flush_enqueues():
     yield
     outbound.flush_enqueues()
+
+
+def test_an_sms_text_campaign_and_a_scheduled_start(client, sandbox):
+    inbox = make_inbox(client)
+    sms = inbox.channel("twilio", f"+1415{secrets.randbelow(10**7):07d}", settings={"api_base_url": sandbox.url})
+    ana, ana_phone = _contact(inbox, profile={"first_name": "Ana"})
+    luis, luis_phone = _contact(inbox, profile={"first_name": "Luis"})
+    nameless, _ = _contact(inbox, profile={})
+    start_at = datetime.fromtimestamp(time.time() + 2, tz=timezone.utc).isoformat()
+    r = inbox.api("POST", "/v1/campaigns", json={
+        "name": "cita", "purpose": "utility", "channel_id": sms["id"], "start_at": start_at,
+        "message": {"text": "Hola {first_name}, mañana tienes cita a las 10:00. Responde C para confirmar."},
+        "audience": {"contact_ids": [ana, luis, nameless]}, "canary": {"size": 0}})
+    assert r.status_code == 201, r.json
+    campaign = r.json
+    assert _act(inbox, campaign, "start")["state"] == "scheduled"
+    feeder.tick_once()
+    assert _get(inbox, campaign)["state"] == "scheduled"          # not before its time
+    done = _run(inbox, _settled(inbox, campaign), what="the SMS campaign")
+    assert done["counts"]["skipped"] == {"parameters_missing": 1}
+    bodies = {m["body"]["To"]: m["body"]["Body"] for m in received(sandbox) if 200 <= m["http_status"] < 300}
+    assert bodies == {ana_phone: "Hola Ana, mañana tienes cita a las 10:00. Responde C para confirmar.",
+                      luis_phone: "Hola Luis, mañana tienes cita a las 10:00. Responde C para confirmar."}
+
+
+def test_each_recipient_gets_the_template_in_their_language(client, sandbox):
+    inbox, ch = _setup(client, sandbox)
+    english = dict(TEMPLATE, language="en", components=[
+        {"type": "BODY", "text": "Hi {{1}}, your {{2}} plan renews on {{3}}.",
+         "example": {"body_text": [["Ann", "Plus", "December 1"]]}}])
+    assert inbox.api("POST", "/v1/templates", json={"channel_id": ch["id"], **english}).status_code == 201
+    ann, ann_phone = _contact(inbox, language="en", profile={"first_name": "Ann", "plan": "Plus"})
+    ana, ana_phone = _contact(inbox, language="es", profile={"first_name": "Ana", "plan": "Plus"})
+    other, other_phone = _contact(inbox, language="fr", profile={"first_name": "Zoé", "plan": "Plus"})
+    with __import__("gateway").db.connection() as c:
+        c.execute("UPDATE accounts SET default_language = 'es' WHERE id = %s", (inbox.account_id,))
+    campaign = _campaign(inbox, ch, [ann, ana, other])
+    _act(inbox, campaign, "start")
+    _run(inbox, _settled(inbox, campaign), what="the campaign")
+    languages = {m["body"]["to"]: m["body"]["template"]["language"]["code"] for m in _templates_to(sandbox)}
+    assert languages == {ann_phone.lstrip("+"): "en", ana_phone.lstrip("+"): "es",
+                         other_phone.lstrip("+"): "es"}     # French falls back to the account's default

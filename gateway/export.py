@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
-from gateway import keystore, messages
+from gateway import contact_import, keystore, messages
 from gateway.accounts import audit
 from gateway.crypto import DataKey, DecryptionError, field_aad
 
@@ -98,6 +98,7 @@ def chunks(conn, subject: Subject, *, page: int = PAGE,
         "consents": _consents(conn, subject),
         "notices": _notices(conn, subject),
         "campaigns": _campaigns(conn, subject),
+        "imports": contact_import.rows_of(conn, account_id=subject.account_id, contact_ids=subject.contact_ids),
     }
     text = _dumps(head)
     yield text[:-1] + ',"messages":['

@@ -48,16 +48,6 @@ def create_key(conn, *, account_id, purpose: str) -> DataKey:
     return _remember(account_id, DataKey(key_id, material))
 
 
-def create_keys(conn, *, account_id, purpose: str, count: int) -> list[DataKey]:
-    """``count`` new data keys in one COPY (bulk imports: a key per contact without a round trip each). They
-    are not cached: a hundred thousand of them would only push out the keys of live traffic."""
-    made = [_new_wrapped(account_id) for _ in range(count)]
-    with conn.cursor().copy("COPY data_keys (account_id, id, purpose, master_kid, wrapped) FROM STDIN") as copy:
-        for key_id, _, kid, wrapped in made:
-            copy.write_row((account_id, key_id, purpose, kid, wrapped))
-    return [DataKey(key_id, material) for key_id, material, _, _ in made]
-
-
 def load_key(conn, *, account_id, key_id) -> DataKey:
     key_id = key_id if isinstance(key_id, uuid.UUID) else uuid.UUID(str(key_id))
     hit = _cache.get((str(account_id), key_id))

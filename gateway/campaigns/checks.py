@@ -35,11 +35,14 @@ def problems(conn, *, account_id, doc: dict) -> list[dict]:
         _template(conn, account_id, channel, message["template"], bad)
     aud = doc["audience"]
     if "import_id" in aud:
-        exists = conn.execute("SELECT 1 FROM contact_imports WHERE account_id = %s AND id = %s",
-                              (account_id, aud["import_id"])).fetchone()
-        if exists is None:
+        found = conn.execute("SELECT status FROM contact_imports WHERE account_id = %s AND id = %s",
+                             (account_id, aud["import_id"])).fetchone()
+        if found is None:
             bad("/audience/import_id", f"no contact import with id {aud['import_id']} in this account")
             return out
+        if found["status"] != "completed":
+            bad("/audience/import_id", f"the import is {found['status']}: wait for it to complete, or import the "
+                                       "same file again (it completes without duplicates)")
     uses_columns = any("column" in m for m in campaign_spec.mappings((message.get("template") or {}).get("parameters")))
     if uses_columns and "import_id" not in aud:
         bad("/message/template/parameters", "a {\"column\": …} mapping reads the CSV of an import: use an "

@@ -430,3 +430,33 @@ def test_each_recipient_gets_the_template_in_their_language(client, sandbox):
     languages = {m["body"]["to"]: m["body"]["template"]["language"]["code"] for m in _templates_to(sandbox)}
     assert languages == {ann_phone.lstrip("+"): "en", ana_phone.lstrip("+"): "es",
                          other_phone.lstrip("+"): "es"}     # French falls back to the account's default
+
+
+def test_a_csv_import_is_the_audience_and_its_columns_fill_the_template(client, sandbox):
+    inbox, ch = _setup(client, sandbox)
+    csv_body = ("phone,name,language,plan,renews,consent_marketing,consent_source_text,consent_text_version\n"
+                "+34612000001,Ana,es,Plus,1 de diciembre,yes,Quiero ofertas,v1\n"
+                "+34612000002,Luis,es,Basic,3 de diciembre,yes,Quiero ofertas,v1\n"
+                "+34612000003,Eva,es,Plus,5 de diciembre,,,\n"            # no consent: skipped for marketing
+                "not-a-phone,Nadie,es,Plus,6 de diciembre,yes,Quiero ofertas,v1\n")
+    r = inbox.api("POST", "/v1/contacts/import?default_region=ES", data=csv_body.encode(),
+                  headers={"Content-Type": "text/csv"})
+    assert r.status_code == 201, r.json
+    assert r.json["imported"] == 3 and [e["line"] for e in r.json["errors"]] == [5]
+    mapping = [{"contact": "name"}, {"attribute": "plan"}, {"column": "renews"}]
+    r2 = inbox.api("POST", "/v1/campaigns", json={
+        "name": "renewals", "purpose": "marketing", "channel_id": ch["id"], "canary": {"size": 0},
+        "message": {"template": {"name": "renovacion", "parameters": mapping}},
+        "audience": {"import_id": r.json["import_id"]}})
+    assert r2.status_code == 201, r2.json
+    campaign = r2.json
+    _act(inbox, campaign, "start")
+    done = _run(inbox, _settled(inbox, campaign), what="the campaign")
+    assert done["counts"]["skipped"] == {"no_marketing_consent": 1}
+    got = {m["body"]["to"]: [p["text"] for p in m["body"]["template"]["components"][0]["parameters"]]
+           for m in _templates_to(sandbox)}
+    assert got == {"34612000001": ["Ana", "Plus", "1 de diciembre"], "34612000002": ["Luis", "Basic", "3 de diciembre"]}
+    # The import's own values are the contact's data too: the export has them.
+    [ana] = [c for c in inbox.api("GET", "/v1/contacts?limit=50").json["data"] if c.get("name") == "Ana"]
+    exported = inbox.api("GET", f"/v1/contacts/{ana['id']}/export").json
+    assert exported["imports"][0]["values"]["renews"] == "1 de diciembre"

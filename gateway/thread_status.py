@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from gateway import thread_events
 from gateway.accounts import audit
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
@@ -51,4 +52,8 @@ def set_status(conn, *, account_id, thread_id, status: str, snooze_until: dateti
             detail["survey_skip_reason"] = survey["skip_reason"]
     audit(conn, account_id=account_id, actor=actor, action="thread.status_changed" if changed else "thread.status_kept",
           target_type="thread", target_id=thread_id, detail=detail)
+    if changed:
+        thread_events.record(conn, account_id=account_id, thread_id=thread_id, kind="status", actor=actor,
+                             detail={"from": previous, "to": status,
+                                     "snoozed_until": snooze_until.isoformat() if snooze_until else None})
     return {"thread": row, "previous": previous, "changed": changed, "survey": survey}

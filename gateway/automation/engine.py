@@ -37,7 +37,7 @@ from typing import Callable
 
 from psycopg.types.json import Jsonb
 
-from gateway import assistant, contacts, events, outbound, send_gate, surveys, threads
+from gateway import assistant, contacts, events, outbound, send_gate, surveys, thread_events, threads
 from gateway.assistant import kb as assistant_kb
 from gateway.automation import flow_runner, flows, hours, rules, text_match
 from gateway.db import uuid7
@@ -201,6 +201,8 @@ def hand_off(conn, *, account_id, thread_id, reason: str, automation_id=None, no
     events.emit(conn, account_id, HANDED_OFF, {"thread_id": str(thread_id), "channel_id": str(row["channel_id"]),
                                                "reason": reason, "automation_id": automation_id and str(automation_id)},
                 subject_id=thread_id)
+    thread_events.record(conn, account_id=account_id, thread_id=thread_id, kind="handler",
+                         actor="api" if reason == "api" else "automation", detail={"to": "human", "reason": reason})
     return True
 
 
@@ -211,6 +213,8 @@ def hand_back(conn, *, account_id, thread_id) -> bool:
         return False
     events.emit(conn, account_id, HANDED_BACK, {"thread_id": str(thread_id), "channel_id": str(row["channel_id"])},
                 subject_id=thread_id)
+    thread_events.record(conn, account_id=account_id, thread_id=thread_id, kind="handler", actor="gateway",
+                         detail={"to": "bot"})
     return True
 
 

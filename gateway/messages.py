@@ -78,19 +78,22 @@ def _record_sql(has_provider_id: bool, is_reply: bool) -> str:
         "ELSE last_inbound_at END, "
         "last_outbound_at = CASE WHEN %(in)s THEN last_outbound_at "
         "ELSE greatest(coalesce(last_outbound_at, %(at)s), %(at)s) END, "
-        # A new customer message reopens a resolved or snoozed thread.
+        # A new customer message reopens a resolved or snoozed thread, and answers a pending one (the team
+        # was waiting on the customer): all three are open again. It is unread until an agent reads it.
+        "unread_count = unread_count + CASE WHEN %(in)s THEN 1 ELSE 0 END, "
         "reopened_at = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed') THEN now() ELSE reopened_at END, "
-        "status = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed') THEN 'open' ELSE status END "
-        "WHERE account_id = %(a)s AND id = %(th)s AND EXISTS (SELECT 1 FROM m))")
+        "status = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed', 'pending') THEN 'open' ELSE status END "
+        "FROM (SELECT status AS before FROM threads WHERE account_id = %(a)s AND id = %(th)s) o "
+        "WHERE account_id = %(a)s AND id = %(th)s AND EXISTS (SELECT 1 FROM m) RETURNING o.before)")
     if not has_provider_id:
-        return sql + " SELECT m.*, false AS has_pending FROM m"
+        return sql + " SELECT m.*, false AS has_pending, (SELECT before FROM t) AS status_before FROM m"
     return sql + (
         # Replies (reactions, edits) that arrived before the message they point at now find it.
         ", r AS (UPDATE messages SET reply_to_id = (SELECT id FROM m) WHERE account_id = %(a)s "
         "AND channel_id = %(ch)s AND reply_to_bidx = %(b)s::bytea AND reply_to_id IS NULL "
         "AND EXISTS (SELECT 1 FROM m)) "
         "SELECT m.*, EXISTS (SELECT 1 FROM pending_statuses WHERE account_id = %(a)s AND channel_id = %(ch)s "
-        "AND provider_id_bidx = %(b)s::bytea) AS has_pending FROM m")
+        "AND provider_id_bidx = %(b)s::bytea) AS has_pending, (SELECT before FROM t) AS status_before FROM m")
 
 
 def record_message(conn, *, account_id, contact_id, channel_id, direction: str, body: str | None,

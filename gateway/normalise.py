@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway import channels, consent, contacts, keystore, keywords, media, merges, messages, notices
+from gateway import channels, consent, contacts, keystore, keywords, media, merges, messages, notices, thread_events
 from gateway.automation import engine as automation
 from gateway.contacts import InvalidAddress
 from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate, Unsupported
@@ -72,6 +72,9 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
                                             position=position, item=item))
     if not outbound:
         out.replies.append((contact_id, recorded["occurred_at"]))
+        if recorded.get("status_before") in ("resolved", "snoozed", "pending"):
+            thread_events.record(conn, account_id=account_id, thread_id=recorded["thread_id"], kind="status",
+                                 actor="customer", detail={"from": recorded["status_before"], "to": "open"})
         handled = keywords.on_inbound(conn, account_id=account_id, channel=channel, contact_id=contact_id,
                                       message=recorded, kind=ev.kind, text=ev.text, content=ev.content)
         out.send_ids += handled

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 from rq.job import Job, JobStatus
 
-from gateway import db, inbound, jobs, media, retention, runtime, uploads
+from gateway import db, inbound, jobs, media, retention, runtime, thread_status, uploads
 
 log = logging.getLogger("gateway.sweeper")
 MAX_ATTEMPTS = 10
@@ -99,6 +99,8 @@ def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
     # Uploads past their 30 days are deleted here: nothing may send them any more.
     with db.connection() as conn:
         counts["expired_uploads"] = uploads.purge_expired(conn, batch_size=batch)
+    with db.connection() as conn:
+        counts["woken_threads"] = thread_status.wake_snoozed(conn, limit=batch)
     return counts
 
 

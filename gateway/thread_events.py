@@ -14,7 +14,13 @@ from gateway.db import uuid7
 
 def record(conn, *, account_id, thread_id, kind: str, actor: str, detail: dict | None = None,
            at: datetime | None = None):
+    """One history row; a status change also goes out as ``thread.status_changed`` (the events outbox)."""
     event_id = uuid7()
+    if kind == "status":
+        from gateway import events
+        events.emit(conn, account_id, "thread.status_changed", {"thread_id": str(thread_id), "actor": actor,
+                                                                **{k: v for k, v in (detail or {}).items()}},
+                    subject_id=thread_id)
     conn.execute("INSERT INTO thread_events (account_id, id, thread_id, kind, actor, detail, created_at) "
                  "VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()))",
                  (account_id, event_id, thread_id, kind, actor, Jsonb(detail or {}), at))

@@ -13,10 +13,27 @@ from gateway import thread_events
 from gateway.accounts import audit
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
+# Where a thread may go from each status. A resolved conversation is only ever reopened (an agent's
+# follow-up, or the customer's next message); the rest move freely between working states.
+ALLOWED = {
+    "open": ("pending", "snoozed", "resolved"),
+    "pending": ("open", "snoozed", "resolved"),
+    "snoozed": ("open", "pending", "resolved"),
+    "resolved": ("open",),
+}
 
 
-def set_status(conn, *, account_id, thread_id, status: str, snooze_until: datetime | None, actor: str) -> dict | None:
+class TransitionRefused(Exception):
+    def __init__(self, current: str):
+        super().__init__(f"a {current} thread can go to {' or '.join(ALLOWED[current])}")
+        self.current, self.allowed = current, ALLOWED[current]
+
+
+def set_status(conn, *, account_id, thread_id, status: str, snooze_until: datetime | None, actor: str,
+               agent: str | None = None) -> dict | None:
     """Move the thread; returns {thread, previous, changed, resolution_seq, survey} or None for an unknown thread.
+    Raises TransitionRefused for a move ALLOWED does not list (the same status again is no move: kept).
+    ``agent``: the CRM's id of the person who did it, beside the API key that carried it.
 
     The row lock taken by the UPDATE makes a repeated or concurrent 'resolved' count as one resolution:
     only a transition from another status increments ``resolution_seq``."""
@@ -26,6 +43,8 @@ def set_status(conn, *, account_id, thread_id, status: str, snooze_until: dateti
         return None
     previous = before["status"]
     changed = previous != status
+    if changed and status not in ALLOWED[previous]:
+        raise TransitionRefused(previous)
     row = conn.execute(
         "UPDATE threads SET status = %(s)s::text, "
         "resolution_seq = resolution_seq + CASE WHEN %(s)s = 'resolved' AND status <> 'resolved' THEN 1 ELSE 0 END, "
@@ -53,7 +72,26 @@ def set_status(conn, *, account_id, thread_id, status: str, snooze_until: dateti
     audit(conn, account_id=account_id, actor=actor, action="thread.status_changed" if changed else "thread.status_kept",
           target_type="thread", target_id=thread_id, detail=detail)
     if changed:
-        thread_events.record(conn, account_id=account_id, thread_id=thread_id, kind="status", actor=actor,
-                             detail={"from": previous, "to": status,
+        thread_events.record(conn, account_id=account_id, thread_id=thread_id, kind="status",
+                             actor=f"agent:{agent}" if agent else actor,
+                             detail={"from": previous, "to": status, "by_key": actor if agent else None,
                                      "snoozed_until": snooze_until.isoformat() if snooze_until else None})
     return {"thread": row, "previous": previous, "changed": changed, "survey": survey}
+
+
+def wake_snoozed(conn, *, limit: int = 500) -> int:
+    """Snoozed threads whose time came are open again (the sweeper calls this each pass)."""
+    rows = conn.execute(
+        "UPDATE threads SET status = 'open', snoozed_until = NULL, reopened_at = now() WHERE (account_id, id) IN "
+        "(SELECT account_id, id FROM threads WHERE status = 'snoozed' AND snoozed_until <= now() "
+        "ORDER BY snoozed_until LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING account_id, id", (limit,)).fetchall()
+    for r in rows:
+        thread_events.record(conn, account_id=r["account_id"], thread_id=r["id"], kind="status", actor="gateway",
+                             detail={"from": "snoozed", "to": "open", "reason": "snooze ended"})
+    return len(rows)
+
+
+def mark_read(conn, *, account_id, thread_id) -> dict | None:
+    """An agent read the thread: nothing unread any more."""
+    return conn.execute("UPDATE threads SET unread_count = 0, agent_read_at = now() WHERE account_id = %s AND id = %s "
+                        "RETURNING id, unread_count, agent_read_at", (account_id, thread_id)).fetchone()

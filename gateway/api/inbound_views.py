@@ -4,7 +4,7 @@ from __future__ import annotations
 import psycopg.errors
 from flask import Response, request
 
-from gateway import channels, inbound_review, media, merges, messages, notices, threads
+from gateway import channels, inbound_review, media, merges, messages, notices, thread_status, threads
 from gateway.api import paging
 from gateway.api.schemas import ChannelCreate, ChannelUpdate, ContactRef
 from gateway.api.views import bp
@@ -66,20 +66,55 @@ def update_channel(conn, principal, channel_id):
     return row
 
 
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
 @bp.get("/threads")
 @api(scope="messages:read")
 def list_threads(conn, principal):
+    """The inbox: filters status (comma-separated), team_id, assignee (agent id or none), channel_id, contact_id,
+    tag, unread, window (open|closed); sort activity (default) or waiting; cursor pagination."""
     limit = paging.limit()
-    status = request.args.get("status")
-    if status is not None and status not in ("open", "pending", "snoozed", "resolved"):
-        raise Problem(400, "Bad Filter", "status must be one of open, pending, snoozed, resolved", slug="bad-filter")
-    contact = request.args.get("contact_id")
-    channel = request.args.get("channel_id")
-    rows = threads.list_threads(conn, account_id=principal.account_id, limit=limit, before=paging.decode("before"),
-                                contact_id=parse_uuid(contact, "contact") if contact else None,
-                                channel_id=parse_uuid(channel, "channel") if channel else None, status=status)
-    nxt = paging.encode(rows[-1]["last_activity_at"], rows[-1]["id"]) if len(rows) == limit else None
+    args = request.args
+    statuses = [s for s in (args.get("status") or "").split(",") if s]
+    for s in statuses:
+        if s not in thread_status.STATUSES:
+            raise Problem(400, "Bad Filter", f"status is one or more of {', '.join(thread_status.STATUSES)}, "
+                          "comma-separated", slug="bad-filter")
+    sort = args.get("sort", "activity")
+    if sort not in threads.SORTS:
+        raise Problem(400, "Bad Filter", "sort is activity (newest activity first) or waiting (longest waiting for "
+                      "an answer first)", slug="bad-filter")
+    window = args.get("window")
+    if window not in (None, "open", "closed"):
+        raise Problem(400, "Bad Filter", "window is open or closed", slug="bad-filter")
+    unread = args.get("unread")
+    if unread is not None and unread not in _TRUE + _FALSE:
+        raise Problem(400, "Bad Filter", "unread is true or false", slug="bad-filter")
+    assignee = args.get("assignee")
+    contact, channel, team = args.get("contact_id"), args.get("channel_id"), args.get("team_id")
+    rows = threads.list_threads(
+        conn, account_id=principal.account_id, limit=limit, before=paging.decode("before"),
+        contact_id=parse_uuid(contact, "contact") if contact else None,
+        channel_id=parse_uuid(channel, "channel") if channel else None, statuses=statuses,
+        team_id=parse_uuid(team, "team") if team else None,
+        assignee=None if assignee is None else "none" if assignee == "none" else parse_uuid(assignee, "agent"),
+        tag=args.get("tag") or None, unread=None if unread is None else unread in _TRUE, window=window, sort=sort)
+    nxt = None
+    if len(rows) == limit:
+        last = rows[-1]
+        nxt = paging.encode(last["last_inbound_at"] if sort == "waiting" else last["last_activity_at"], last["id"])
     return {"data": rows, "next": nxt}
+
+
+@bp.post("/threads/<thread_id>/read")
+@api(scope="messages:send")
+def mark_thread_read(conn, principal, thread_id):
+    """An agent read the thread: its unread count goes to 0 (no read receipt goes to the customer)."""
+    row = thread_status.mark_read(conn, account_id=principal.account_id, thread_id=parse_uuid(thread_id, "thread"))
+    if row is None:
+        raise Problem(404, "Not Found", f"no thread with id {thread_id} in this account")
+    return {"thread_id": row["id"], "unread_count": row["unread_count"], "read_at": row["agent_read_at"]}
 
 
 def _thread_or_404(conn, principal, thread_id):

@@ -37,8 +37,9 @@ def set_thread_status(conn, principal, thread_id):
     doc = json_object()
     errors: list[dict] = []
     for name in doc:
-        if name not in ("status", "snooze_until"):
-            errors.append({"pointer": f"/{name}", "detail": "unknown field; the fields are status, snooze_until"})
+        if name not in ("status", "snooze_until", "agent"):
+            errors.append({"pointer": f"/{name}", "detail": "unknown field; the fields are status, snooze_until, "
+                                                            "agent"})
     status = doc.get("status")
     if status not in thread_status.STATUSES:
         errors.append({"pointer": "/status", "detail": f"required: one of {', '.join(thread_status.STATUSES)}"})
@@ -49,11 +50,20 @@ def set_thread_status(conn, principal, thread_id):
             errors.append({"pointer": "/snooze_until", "detail": "only with status snoozed"})
         elif until is not None and until <= datetime.now(timezone.utc):
             errors.append({"pointer": "/snooze_until", "detail": "must be in the future"})
+    elif status == "snoozed":
+        errors.append({"pointer": "/snooze_until", "detail": "required with snoozed: when the thread opens again"})
+    agent = doc.get("agent")
+    if agent is not None and (not isinstance(agent, str) or not agent.strip() or len(agent) > 200):
+        errors.append({"pointer": "/agent", "detail": "the CRM's id of the person making the change (text)"})
     if errors:
         raise _invalid(errors)
-    result = thread_status.set_status(conn, account_id=principal.account_id,
-                                      thread_id=parse_uuid(thread_id, "thread"), status=status,
-                                      snooze_until=until, actor=principal.actor)
+    try:
+        result = thread_status.set_status(conn, account_id=principal.account_id,
+                                          thread_id=parse_uuid(thread_id, "thread"), status=status,
+                                          snooze_until=until, actor=principal.actor, agent=agent)
+    except thread_status.TransitionRefused as exc:
+        raise Problem(409, "Transition Not Allowed", f"{exc}; not {status}", slug="thread-transition",
+                      extra={"current_status": exc.current, "allowed": list(exc.allowed)}) from None
     if result is None:
         raise Problem(404, "Not Found", f"no thread with id {thread_id} in this account")
     conn.commit()

@@ -166,10 +166,13 @@ def on_resolved(conn, *, account_id, thread: dict) -> dict | None:
     # The request row first: the unique resolution key decides, before anything is sent.
     made = conn.execute(
         "INSERT INTO survey_requests (account_id, id, thread_id, resolution_seq, contact_id, channel_id, kind, "
-        "language, state, follow_up_question) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'skipped', %s) "
+        "language, state, follow_up_question, assignee) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'skipped', %s, "
+        # Who held the thread when it was resolved: the agent's external id (the CRM's), for CSAT by agent.
+        "(SELECT a.external_id FROM threads t JOIN agents a ON a.account_id = t.account_id AND a.id = t.assignee_id "
+        "WHERE t.account_id = %s AND t.id = %s)) "
         "ON CONFLICT (account_id, thread_id, resolution_seq) DO NOTHING RETURNING id",
         (account_id, request_id, thread["id"], thread["resolution_seq"], thread["contact_id"], thread["channel_id"],
-         cfg["kind"], language, follow_up)).fetchone()
+         cfg["kind"], language, follow_up, account_id, thread["id"])).fetchone()
     if made is None:
         return None
     msg_kind, content = render(channel["kind"], cfg["kind"], question, language)
@@ -286,8 +289,9 @@ def on_inbound(conn, *, account_id, channel: dict, contact_id, thread_id, messag
     stored = conn.execute(
         "INSERT INTO survey_responses (account_id, id, request_id, thread_id, contact_id, channel_id, assignee, "
         "kind, score, message_id, answered_at) SELECT %(a)s, %(id)s, %(r)s, t.id, %(c)s, %(ch)s, "
-        # Threads gain an assignee with the lifecycle issue; read it by name so this works before and after.
-        "to_jsonb(t) ->> 'assignee_id', %(k)s, %(s)s, %(m)s, %(at)s FROM threads t "
+        # The agent who held the thread at its resolution (the request's), by their external id.
+        "(SELECT q.assignee FROM survey_requests q WHERE q.account_id = %(a)s AND q.id = %(r)s), "
+        "%(k)s, %(s)s, %(m)s, %(at)s FROM threads t "
         "WHERE t.account_id = %(a)s AND t.id = %(t)s ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id",
         {"a": account_id, "id": response_id, "r": req["id"], "c": req["contact_id"], "ch": req["channel_id"],
          "k": req["kind"], "s": score, "m": message.get("id"), "at": at, "t": thread_id}).fetchone()

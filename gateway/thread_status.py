@@ -57,12 +57,13 @@ def set_status(conn, *, account_id, thread_id, status: str, snooze_until: dateti
         {"s": status, "u": snooze_until, "a": account_id, "t": thread_id}).fetchone()
     survey = None
     if changed and status == "resolved":
-        from gateway import surveys
+        from gateway import routing, surveys
         from gateway.automation import engine, flow_runner
         # A resolved conversation starts afresh: the bot answers the next one, outside any old menu.
         engine.hand_back(conn, account_id=account_id, thread_id=thread_id)
         flow_runner.clear(conn, account_id=account_id, thread_id=thread_id)
         survey = surveys.on_resolved(conn, account_id=account_id, thread=row)
+        routing.on_thread_closed(conn, account_id=account_id, thread_id=thread_id)   # its agent takes the next queued
     detail = {"from": previous, "to": status}
     if survey is not None:
         detail["survey_request_id"] = str(survey["id"])

@@ -1,22 +1,23 @@
 """Threads as the read API shows them: newest activity first, with the 24-hour window and the last message."""
 from __future__ import annotations
 
-from gateway import events, messages
+from gateway import messages
 
-_COLUMNS = ("t.id, t.contact_id, t.channel_id, ch.kind AS channel_kind, t.status, t.handler, t.team, "
+_COLUMNS = ("t.id, t.contact_id, t.channel_id, ch.kind AS channel_kind, t.status, t.handler, "
+            # The team and the agent as objects (null when none): one primary-key probe each.
+            "(SELECT jsonb_build_object('id', tm.id, 'name', tm.name) FROM teams tm "
+            "WHERE tm.account_id = t.account_id AND tm.id = t.team_id) AS team, "
+            "(SELECT jsonb_build_object('id', ag.id, 'external_id', ag.external_id, 'name', ag.name) FROM agents ag "
+            "WHERE ag.account_id = t.account_id AND ag.id = t.assignee_id) AS assignee, t.assigned_at, "
             "t.last_inbound_at, t.last_outbound_at, t.last_activity_at, t.reopened_at, t.created_at")
 
 
 def assign_team(conn, *, account_id, thread_id, team: str, by: str) -> bool:
-    """Route the thread to a team (by name); emits thread.assigned. False when it already was there."""
-    row = conn.execute("UPDATE threads SET team = %s WHERE account_id = %s AND id = %s "
-                       "AND team IS DISTINCT FROM %s RETURNING channel_id",
-                       (team, account_id, thread_id, team)).fetchone()
-    if row is None:
-        return False
-    events.emit(conn, account_id, "thread.assigned", {"thread_id": str(thread_id), "channel_id": str(row["channel_id"]),
-                                                      "team": team, "by": by}, subject_id=thread_id)
-    return True
+    """Route the thread to a team by name (created when nobody made it yet), whose strategy then picks the
+    agent (gateway/routing.py); emits thread.assigned. False when it already was there."""
+    from gateway import routing
+    return routing.assign_team_by_name(conn, account_id=account_id, thread_id=thread_id, name=team,
+                                       actor=by)["changed"]
 
 
 def _view(conn, account_id, row: dict, with_last: bool = True) -> dict:

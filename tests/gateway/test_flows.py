@@ -245,7 +245,7 @@ def test_a_welcome_rule_starts_the_flow_and_the_hand_off_option_assigns_the_team
     handed = _wait_count(inbox, sandbox, phone, 3, "the hand-off message")[-1]
     assert handed["text"]["body"] == "A person will answer you here shortly."
     thread = _thread(inbox)
-    assert thread["handler"] == "human" and thread["team"] == "support"
+    assert thread["handler"] == "human" and thread["team"]["name"] == "support"
     with db.connection() as c:
         types = [r["type"] for r in c.execute(
             "SELECT type FROM events WHERE account_id = %s AND subject_id = %s ORDER BY id",

@@ -6,7 +6,7 @@ too), and its first line names the columns. Reserved columns, matched case-insen
 - ``phone`` (required): normalised to E.164 with phonenumbers; a number without ``+`` (or ``00``) needs
   a default region.
 - ``name``, ``language`` (``es``, ``pt_BR``; ``pt-br`` is read as ``pt_BR``), ``tags`` (separated by ``|``
-  or ``;``; added to the contact's tags, never removed).
+  or ``;``; added to the contact's tags in ``contact_tags``, never removed; 64 characters at most).
 - ``consent_marketing`` (yes/true/1/granted or no/false/0/withdrawn; empty records nothing) and its optional
   proof: ``consent_source_text`` (the text agreed to), ``consent_text_version``, ``consent_at`` (when, ISO
   8601; a time without an offset is UTC; not in the future), ``consent_form_id``, ``consent_ip``,
@@ -14,8 +14,10 @@ too), and its first line names the columns. Reserved columns, matched case-insen
   ``marketing``, source ``import``, the proof encrypted under the contact's key.
 
 Every other column is a contact attribute in the encrypted profile (an empty cell leaves the stored value
-alone). The same values are also kept for the import itself (``contact_import_rows.values_enc``, under the
-contact's data key), so a campaign can fill template parameters "from CSV columns" (``column_values``).
+alone), kept as the file's text; an attribute the account marked filterable is indexed with the same batch
+(gateway/attributes.py normalises the text by the attribute's type, so "3.50" is found as 3.5). The same
+values are also kept for the import itself (``contact_import_rows.values_enc``, under the contact's data
+key), so a campaign can fill template parameters "from CSV columns" (``column_values``).
 
 Bad lines do not stop the import: a line that is not UTF-8, has more cells than the header, or whose phone,
 language, consent or date cannot be read is reported with its number and the reason, and skipped. Only a
@@ -61,7 +63,7 @@ from datetime import datetime, timezone
 import phonenumbers
 import psycopg.errors
 
-from gateway import consent, keystore, runtime
+from gateway import attributes, consent, contact_tags, keystore, runtime
 from gateway.accounts import audit
 from gateway.contacts import InvalidAddress, normalise_phone
 from gateway.crypto import DataKey, data_key_aad, field_aad
@@ -301,6 +303,8 @@ def parse_row(header: Header, cells: list[str], line: int, region: str | None) -
     pos = idx.get("tags")
     tags = cells[pos].strip() if pos is not None else ""
     tags = sorted({t.strip() for t in _TAG_SPLIT.split(tags) if t.strip()}) if tags else None
+    if tags and max(map(len, tags)) > contact_tags.MAX_LENGTH:
+        raise ValueError(f"a tag is longer than {contact_tags.MAX_LENGTH} characters")
     attrs = {}
     for pos, col in header.extra:
         value = cells[pos].strip()
@@ -532,6 +536,9 @@ class _Batch:
         self.counts = {"created": 0, "updated": 0, "duplicates": 0}
         self.consents = {"granted": 0, "withdrawn": 0}
         self.duplicate_lines: list[dict] = []
+        self.tag_pairs: list[tuple] = []      # (contact id, tag), written after the batch's contacts
+        self.index_rows: list[tuple] = []     # filterable attributes' blind indexes (gateway/attributes.py)
+        self.index_clear: list[tuple] = []    # (contact id, name) whose old index rows go first
 
     def duplicate(self, line: int, same_as: int) -> None:
         self.counts["duplicates"] += 1
@@ -553,6 +560,8 @@ class _Import:
         self.errors: list[dict] = []
         self.duplicate_lines: list[dict] = []
         self.insert_staged = _insert_staged(self.account_id, self.id)
+        # Filterable attributes (name → type): their values are indexed as the batches are written.
+        self.filterable = attributes.filterable(conn, account_id=self.account_id)
 
     # -- reading
     def batches(self, size: int):
@@ -591,7 +600,6 @@ class _Import:
         ids = iter(_ids(3 * n + sum(1 for r in todo if r.consent is not None)))
         material = os.urandom(32 * n)
         now = datetime.now(timezone.utc)
-        tags_json: dict[tuple, str] = {}
         for i, row in enumerate(todo):
             key_id, cid, iid = next(ids), next(ids), next(ids)
             secret = material[32 * i:32 * i + 32]
@@ -600,13 +608,7 @@ class _Import:
             if row.bidx is None:
                 row.bidx = index("phone", row.phone)
             values = _json(row.attrs) if row.attrs else None
-            profile = values
-            if row.tags:
-                tags = tags_json.get(tuple(row.tags))
-                if tags is None:
-                    tags = tags_json[tuple(row.tags)] = _json(row.tags)
-                # {"a": "x"} and the tags → {"a": "x", "tags": [...]} ("tags" is never an attribute: reserved)
-                profile = f'{values[:-1]}, "tags": {tags}}}' if values else f'{{"tags": {tags}}}'
+            profile = values   # tags go to contact_tags (written with the batch), not into the profile
             event_id = action = proof_enc = occurred_at = None
             if row.consent is not None:
                 action, occurred_at, proof = row.consent
@@ -663,11 +665,19 @@ class _Import:
             for row in new:
                 if row.consent is not None:
                     batch.consents[row.consent[0]] += 1
+                cid = row.staged[3]
+                if row.tags:
+                    batch.tag_pairs += [(cid, t) for t in row.tags]
+                if self.filterable and row.attrs:
+                    batch.index_rows += attributes.index_rows(account_id, self.filterable, cid, row.attrs)
 
     def insert(self, batch: _Batch) -> None:
         """The heavy part, on the helper thread: move the staged rows into place and commit."""
         if batch.new:
             self.conn.execute(self.insert_staged)
+        contact_tags.add_many(self.conn, account_id=self.account_id, pairs=batch.tag_pairs)
+        attributes.write_index(self.conn, account_id=self.account_id, rows=batch.index_rows,
+                               clear=batch.index_clear)
         self.conn.commit()
 
     def _update(self, batch: _Batch, existing: dict) -> None:
@@ -686,15 +696,22 @@ class _Import:
                 batch.counts["updated"] += 1
             key = _unwrap(conn, account_id, hit["data_key_id"], hit["master_kid"], hit["wrapped"])
             profile_enc = None
-            if row.attrs or row.tags:
+            if row.tags:
+                batch.tag_pairs += [(cid, t) for t in row.tags]
+            if row.attrs:
                 aad = field_aad("contacts", "profile", account_id, cid)
                 profile = json.loads(key.decrypt_text(hit["profile_enc"], aad)) if hit["profile_enc"] else {}
                 before = json.dumps(profile, sort_keys=True)
                 profile.update(row.attrs)
-                if row.tags:
-                    profile["tags"] = sorted(set(profile.get("tags") or ()) | set(row.tags))
+                # Tags a profile kept from before migration 0019 move to contact_tags with this rewrite.
+                batch.tag_pairs += [(cid, t) for t in contact_tags.legacy(profile)]
+                profile.pop("tags", None)
                 if json.dumps(profile, sort_keys=True) != before:
                     profile_enc = key.encrypt(json.dumps(profile), aad)
+                indexed = {n: t for n, t in self.filterable.items() if n in row.attrs}
+                if indexed:
+                    batch.index_clear += [(cid, n) for n in indexed]
+                    batch.index_rows += attributes.index_rows(account_id, indexed, cid, row.attrs)
             if row.name or row.language or profile_enc is not None:
                 ids.append(cid)
                 names.append(key.encrypt(row.name, field_aad("contacts", "name", account_id, cid))

@@ -5,7 +5,7 @@ import json
 
 import phonenumbers
 
-from gateway import events, keystore, media, runtime
+from gateway import attributes, contact_tags, events, keystore, media, runtime
 from gateway.accounts import audit
 from gateway.crypto import field_aad
 from gateway.db import uuid7
@@ -64,6 +64,11 @@ def create_contact(conn, *, account_id, name: str | None = None, language: str |
     ``view=False`` skips reading it back (the inbound hot path only needs the id)."""
     key = keystore.create_key(conn, account_id=account_id, purpose="contact")
     contact_id = uuid7()
+    tags = []
+    if profile and "tags" in profile:   # tags are kept in contact_tags, not in the profile (migration 0019)
+        profile = dict(profile)
+        tags = contact_tags.legacy(profile)
+        del profile["tags"]
     conn.execute(
         "INSERT INTO contacts (account_id, id, data_key_id, name_enc, profile_enc, language) "
         "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -74,6 +79,10 @@ def create_contact(conn, *, account_id, name: str | None = None, language: str |
          language))
     for kind, address in identities:
         add_identity(conn, account_id=account_id, contact_id=contact_id, kind=kind, address=address, key=key)
+    if tags:
+        contact_tags.add(conn, account_id=account_id, contact_id=contact_id, tags=tags, emit=False)
+    if profile:
+        attributes.reindex(conn, account_id=account_id, contact_id=contact_id, profile=profile, names=list(profile))
     audit(conn, account_id=account_id, actor=actor, action="contact.created",
           target_type="contact", target_id=contact_id)
     if not view:
@@ -121,14 +130,44 @@ def update_profile(conn, *, account_id, contact_id, change) -> bool:
     profile = json.loads(key.decrypt_text(row["profile_enc"], aad)) if row["profile_enc"] else {}
     before = json.loads(json.dumps(profile))
     change(profile)
+    # Tags left in a profile from before migration 0019 move to contact_tags with this write.
+    contact_tags.take_from_profile(conn, account_id=account_id, contact_id=contact_id, profile=profile)
     changed = sorted(k for k in set(before) | set(profile) if before.get(k) != profile.get(k))
     if not changed:
         return False
     conn.execute("UPDATE contacts SET profile_enc = %s, updated_at = now() WHERE account_id = %s AND id = %s",
                  (key.encrypt(json.dumps(profile), aad), account_id, contact_id))
+    attributes.reindex(conn, account_id=account_id, contact_id=contact_id, profile=profile, names=changed)
     events.emit(conn, account_id, "contact.updated", {"contact_id": str(contact_id), "changed": changed},
                 subject_id=contact_id)
     return True
+
+
+KEEP = object()
+
+
+def update_details(conn, *, account_id, contact_id, name=KEEP, language=KEEP) -> list[str] | None:
+    """Set the contact's name and/or language (None clears one; KEEP leaves it); returns the fields that changed
+    (emitting contact.updated with their names, never their values), or None when the contact is unknown."""
+    row = conn.execute("SELECT data_key_id, name_enc, language FROM contacts WHERE account_id = %s AND id = %s "
+                       "FOR UPDATE", (account_id, contact_id)).fetchone()
+    if row is None:
+        return None
+    key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
+    aad = field_aad("contacts", "name", account_id, contact_id)
+    name_enc, changed = row["name_enc"], []
+    if name is not KEEP and name != key.decrypt_text(row["name_enc"], aad):
+        name_enc = None if name is None else key.encrypt(name, aad)
+        changed.append("name")
+    if language is not KEEP and language != row["language"]:
+        changed.append("language")
+    if changed:
+        conn.execute("UPDATE contacts SET name_enc = %s, language = %s, updated_at = now() "
+                     "WHERE account_id = %s AND id = %s",
+                     (name_enc, row["language"] if language is KEEP else language, account_id, contact_id))
+        events.emit(conn, account_id, "contact.updated", {"contact_id": str(contact_id), "changed": changed},
+                    subject_id=contact_id)
+    return changed
 
 
 def find_by_identity(conn, *, account_id, kind: str, address: str) -> dict | None:
@@ -179,6 +218,13 @@ def _decrypt_contact(conn, account_id, row: dict) -> dict:
         "SELECT id FROM contacts WHERE account_id = %s AND merged_into = %s ORDER BY created_at, id",
         (account_id, row["id"])).fetchall()]
     profile = key.decrypt_text(row["profile_enc"], field_aad("contacts", "profile", account_id, row["id"]))
+    profile = json.loads(profile) if profile else {}
+    # Tags have their own table (merged contacts' included); a profile not rewritten since migration 0019
+    # may still hold some, shown as tags all the same.
+    tags = contact_tags.tags_of(conn, account_id=account_id, contact_id=row["id"])
+    if "tags" in profile:
+        tags = sorted(set(tags) | set(contact_tags.legacy(profile)))
+        del profile["tags"]
     identities = _identities(conn, account_id, [row["id"], *merged])
     for ident in identities:
         if ident["contact_id"] == row["id"]:
@@ -189,7 +235,8 @@ def _decrypt_contact(conn, account_id, row: dict) -> dict:
         "id": row["id"],
         "name": key.decrypt_text(row["name_enc"], field_aad("contacts", "name", account_id, row["id"])),
         "language": row["language"],
-        "profile": json.loads(profile) if profile else {},
+        "profile": profile,
+        "tags": tags,
         "identities": identities,
         "merged_into": row["merged_into"],
         "merged_contacts": merged,

@@ -2,10 +2,10 @@
 as one JSON document.
 
 The document covers the contact and every contact merged into it (merges keep each contact's rows and key):
-attributes, identities, threads, consent events, notices that name it, and every message with its status
-history and media. It is produced as JSON text in pieces (``chunks``) so a long history is never held as
-Python objects at once: messages are read a page at a time per thread (three statements per page, however
-many statuses or files), and each contact's data key is unwrapped once.
+attributes, tags, identities, threads, consent events, internal notes on its threads, notices that name it,
+and every message with its status history and media. It is produced as JSON text in pieces (``chunks``) so a
+long history is never held as Python objects at once: messages are read a page at a time per thread (three
+statements per page, however many statuses or files), and each contact's data key is unwrapped once.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
-from gateway import contact_import, keystore, messages
+from gateway import contact_import, contact_tags, keystore, messages, notes
 from gateway.accounts import audit
 from gateway.crypto import DataKey, DecryptionError, field_aad
 
@@ -96,6 +96,7 @@ def chunks(conn, subject: Subject, *, page: int = PAGE,
         "identities": _identities(conn, subject),
         "threads": threads,
         "consents": _consents(conn, subject),
+        "notes": notes.for_contacts(conn, account_id=a, contact_ids=subject.contact_ids),
         "notices": _notices(conn, subject),
         "campaigns": _campaigns(conn, subject),
         "imports": contact_import.rows_of(conn, account_id=subject.account_id, contact_ids=subject.contact_ids),
@@ -129,6 +130,7 @@ def _contact(conn, subject: Subject, row: dict) -> dict:
     profile = key.decrypt_text(row["profile_enc"], field_aad("contacts", "profile", a, row["id"]))
     return {"id": row["id"], "name": key.decrypt_text(row["name_enc"], field_aad("contacts", "name", a, row["id"])),
             "language": row["language"], "profile": json.loads(profile) if profile else {},
+            "tags": contact_tags.own_tags(conn, account_id=a, contact_id=row["id"]),
             "merged_into": row["merged_into"], "created_at": row["created_at"], "updated_at": row["updated_at"]}
 
 

@@ -37,7 +37,7 @@ from typing import Callable
 
 from psycopg.types.json import Jsonb
 
-from gateway import assistant, contacts, events, outbound, send_gate, surveys, thread_events, threads
+from gateway import assistant, contact_tags, contacts, events, outbound, send_gate, surveys, thread_events, threads
 from gateway.assistant import kb as assistant_kb
 from gateway.automation import flow_runner, flows, hours, rules, text_match
 from gateway.db import uuid7
@@ -332,14 +332,14 @@ def _act(ctx: Context, rule: dict, claimed, placeholders: dict) -> list:
     sent, why = ctx.send(drafts + (flow_plan.drafts if flow_plan else []))
     attrs = [a for a in actions if a["type"] == "set_attribute"]
     tags = [a["tag"].strip() for a in actions if a["type"] == "set_tag"]
-    if attrs or tags:
+    if attrs:
         def change(profile):
             for a in attrs:
                 profile[a["name"]] = a["value"]
-            if tags:
-                profile["tags"] = sorted(set(profile.get("tags") or []) | set(tags))
         contacts.update_profile(ctx.conn, account_id=ctx.account_id, contact_id=ctx.contact_id, change=change)
         done += [{"type": "set_attribute", "name": a["name"]} for a in attrs]
+    if tags:   # tags have their own table (gateway/contact_tags.py), not the profile
+        contact_tags.add(ctx.conn, account_id=ctx.account_id, contact_id=ctx.contact_id, tags=tags)
         done += [{"type": "set_tag", "tag": t} for t in tags]
     for a in actions:
         if a["type"] == "assign" and threads.assign_team(ctx.conn, account_id=ctx.account_id, thread_id=ctx.thread_id,

@@ -2,7 +2,7 @@
 
 Audiences: an import (every contact of ``POST /v1/contacts/import``, in file order), a list of contact ids,
 or a segment. A segment filters in SQL what SQL can see (a thread on a channel kind, the last inbound
-message's date, the consent ledger) and decrypts the profile for tags and attributes, which are encrypted.
+message's date, the consent ledger, tags) and decrypts the profile for attributes, which are encrypted.
 Merged contacts count as their survivor; a contact named twice is one recipient.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
-from gateway import consent, keystore
+from gateway import consent, contact_tags, keystore
 from gateway.campaigns import spec as campaign_spec
 from gateway.crypto import field_aad
 
@@ -58,9 +58,11 @@ def _segment(conn, account_id, seg: dict, channel_kind: str, limit: int | None) 
     if seg.get("consent"):
         where.append(f"({consent.state_sql('c.id', '%(kind)s::text')}) ->> %(purpose)s = 'granted'")
         params.update(kind=channel_kind, purpose=seg["consent"])
-    tags = set(seg.get("tags") or ())
+    for n, tag in enumerate(sorted({t.strip() for t in seg.get("tags") or ()})):   # every tag, indexed
+        where.append(contact_tags.has_tag_sql("c.id", f"tag{n}"))
+        params[f"tag{n}"] = tag
     attrs = seg.get("attributes") or {}
-    needs_profile = bool(tags or attrs)
+    needs_profile = bool(attrs)
     sql = (f"SELECT c.id, c.data_key_id, c.profile_enc FROM contacts c WHERE {' AND '.join(where)} "
            "ORDER BY c.id LIMIT %(page)s")
     after, found = None, 0
@@ -69,7 +71,7 @@ def _segment(conn, account_id, seg: dict, channel_kind: str, limit: int | None) 
         if not rows:
             return
         after = rows[-1]["id"]
-        page = [r["id"] for r in rows if not needs_profile or _fits(conn, account_id, r, tags, attrs)]
+        page = [r["id"] for r in rows if not needs_profile or _fits(conn, account_id, r, attrs)]
         if limit:
             page = page[:limit - found]
         found += len(page)
@@ -79,13 +81,11 @@ def _segment(conn, account_id, seg: dict, channel_kind: str, limit: int | None) 
             return
 
 
-def _fits(conn, account_id, row: dict, tags: set, attrs: dict) -> bool:
+def _fits(conn, account_id, row: dict, attrs: dict) -> bool:
     if row["profile_enc"] is None:
         return False
     key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
     profile = json.loads(key.decrypt_text(row["profile_enc"], field_aad("contacts", "profile", account_id, row["id"])))
-    if not tags <= set(profile.get("tags") or ()):
-        return False
     return all(_same(profile.get(k), v) for k, v in attrs.items())
 
 

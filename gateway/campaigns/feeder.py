@@ -157,14 +157,16 @@ def _feed(conn, account_id, c: dict, now: datetime, enqueue: list) -> int:
 def _record(conn, account_id, cid, queued, skips, deferred, now) -> None:
     if queued:
         conn.execute(
-            "UPDATE campaign_recipients r SET state = 'queued', message_id = q.m, queued_at = %s, defer_until = NULL "
-            "FROM unnest(%s::uuid[], %s::uuid[]) AS q(c, m) WHERE r.account_id = %s AND r.campaign_id = %s "
-            "AND r.contact_id = q.c", (now, [q[0] for q in queued], [q[1] for q in queued], account_id, cid))
+            "UPDATE campaign_recipients r SET state = 'queued', message_id = q.m, queued_at = %s, decided_at = %s, "
+            "defer_until = NULL FROM unnest(%s::uuid[], %s::uuid[]) AS q(c, m) WHERE r.account_id = %s "
+            "AND r.campaign_id = %s AND r.contact_id = q.c",
+            (now, now, [q[0] for q in queued], [q[1] for q in queued], account_id, cid))
     if skips:
         conn.execute(
-            "UPDATE campaign_recipients r SET state = 'skipped', skip_reason = q.why, defer_until = NULL "
-            "FROM unnest(%s::uuid[], %s::text[]) AS q(c, why) WHERE r.account_id = %s AND r.campaign_id = %s "
-            "AND r.contact_id = q.c", ([s[0] for s in skips], [s[1] for s in skips], account_id, cid))
+            "UPDATE campaign_recipients r SET state = 'skipped', skip_reason = q.why, decided_at = %s, "
+            "defer_until = NULL FROM unnest(%s::uuid[], %s::text[]) AS q(c, why) WHERE r.account_id = %s "
+            "AND r.campaign_id = %s AND r.contact_id = q.c",
+            (now, [s[0] for s in skips], [s[1] for s in skips], account_id, cid))
     if deferred:
         conn.execute(
             "UPDATE campaign_recipients r SET defer_until = q.u FROM unnest(%s::uuid[], %s::timestamptz[]) AS q(c, u) "

@@ -67,10 +67,10 @@ def test_good_file_with_attributes_tags_language_and_consent_proof(client):
     ana_id, luis_id, third_id = _audience(doc["import_id"], inbox.account_id)
     ana = inbox.api("GET", f"/v1/contacts/{ana_id}").json
     assert ana["name"] == "Ana García" and ana["language"] == "es"
-    assert ana["profile"] == {"city": "Madrid", "plan": "pro", "tags": ["cliente", "vip"]}
+    assert ana["profile"] == {"city": "Madrid", "plan": "pro"} and ana["tags"] == ["cliente", "vip"]
     assert _phones(ana) == ["+34612345001"]
     luis = inbox.api("GET", f"/v1/contacts/{luis_id}").json
-    assert luis["language"] == "pt_BR" and luis["profile"] == {"city": "Sevilla", "tags": ["cliente"]}
+    assert luis["language"] == "pt_BR" and luis["profile"] == {"city": "Sevilla"} and luis["tags"] == ["cliente"]
     third = inbox.api("GET", f"/v1/contacts/{third_id}").json
     assert third["name"] is None and third["language"] is None and third["profile"] == {"plan": "basic"}
 
@@ -198,7 +198,8 @@ def test_duplicates_collapse_into_one_contact_later_values_winning(client):
     assert r.json["errors"] == []
     assert r.json["duplicate_lines"] == [{"line": 4, "same_as_line": 2}, {"line": 5, "same_as_line": 2}]
     ana = next(c for c in _contacts(inbox) if _phones(c) == ["+34612345501"])
-    assert ana["name"] == "Ana María" and ana["profile"] == {"city": "Madrid", "plan": "pro", "tags": ["a", "b"]}
+    assert ana["name"] == "Ana María" and ana["profile"] == {"city": "Madrid", "plan": "pro"}
+    assert ana["tags"] == ["a", "b"]
 
 
 def test_duplicates_across_batches_and_the_column_values(client):
@@ -241,7 +242,7 @@ def test_reimport_updates_instead_of_duplicating(client):
     third = _import(inbox, "phone,segment,tags\n+34612345701,gold,nuevo\n")
     assert third.json["updated"] == 1
     ana = inbox.api("GET", f"/v1/contacts/{ana_id}").json
-    assert ana["profile"] == {"city": "Madrid", "plan": "pro", "segment": "gold", "tags": ["nuevo", "vip"]}
+    assert ana["profile"] == {"city": "Madrid", "plan": "pro", "segment": "gold"} and ana["tags"] == ["nuevo", "vip"]
     assert ana["name"] == "Ana" and ana["language"] == "es"
     # A withdrawal is a new fact, recorded.
     fourth = _import(inbox, "phone,consent_marketing\n+34612345701,no\n")

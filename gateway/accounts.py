@@ -54,7 +54,8 @@ def audit(conn, *, account_id, actor: str, action: str, target_type: str | None 
          None if target_id is None else str(target_id), Jsonb(detail or {})))
 
 
-_ACCOUNT = "id, name, timezone, default_language, retention_message_days, retention_raw_event_days, created_at"
+_ACCOUNT = ("id, name, timezone, default_language, retention_message_days, retention_raw_event_days, "
+            "report_fcr_days, report_sla_seconds, created_at")
 
 
 def create_account(conn, *, name: str, timezone_name: str = "UTC", default_language: str | None = None,
@@ -72,7 +73,8 @@ def get_account(conn, *, account_id) -> dict | None:
     return conn.execute(f"SELECT {_ACCOUNT} FROM accounts WHERE id = %s", (account_id,)).fetchone()
 
 
-UPDATABLE = ("timezone", "default_language", "retention_message_days", "retention_raw_event_days")
+UPDATABLE = ("timezone", "default_language", "retention_message_days", "retention_raw_event_days",
+             "report_fcr_days", "report_sla_seconds")
 
 
 def update_account(conn, *, account_id, changes: dict, actor: str) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway import channels, consent, contacts, keystore, keywords, media, merges, messages, notices, thread_events
+from gateway import routing
 from gateway.automation import engine as automation
 from gateway.contacts import InvalidAddress
 from gateway.providers import IdentityChange, InboundMessage, Notice, StatusUpdate, Unsupported
@@ -72,9 +73,10 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
                                             position=position, item=item))
     if not outbound:
         out.replies.append((contact_id, recorded["occurred_at"]))
-        if recorded.get("status_before") in ("resolved", "snoozed", "pending"):
-            thread_events.record(conn, account_id=account_id, thread_id=recorded["thread_id"], kind="status",
-                                 actor="customer", detail={"from": recorded["status_before"], "to": "open"})
+        # A new or reopened conversation goes to a team and an agent (gateway/routing.py) before automations run.
+        routing.on_customer_message(conn, account_id=account_id, thread_id=recorded["thread_id"],
+                                    contact_id=contact_id, channel=channel, text=ev.text, kind=ev.kind,
+                                    content=ev.content)
         handled = keywords.on_inbound(conn, account_id=account_id, channel=channel, contact_id=contact_id,
                                       message=recorded, kind=ev.kind, text=ev.text, content=ev.content)
         out.send_ids += handled
@@ -83,6 +85,18 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
                                               thread_id=recorded["thread_id"], message=recorded, kind=ev.kind,
                                               text=ev.text, content=ev.content,
                                               consent_keyword=getattr(handled, "family", None))
+        if recorded.get("status_before") in ("resolved", "snoozed", "pending"):
+            _reopened(conn, account_id, recorded)
+
+
+def _reopened(conn, account_id, recorded: dict) -> None:
+    """The customer's message reopened the thread: history says so, unless what the message was (a survey
+    answer) put the thread straight back (gateway/surveys.py keeps it resolved)."""
+    now = conn.execute("SELECT status FROM threads WHERE account_id = %s AND id = %s",
+                       (account_id, recorded["thread_id"])).fetchone()
+    if now is not None and now["status"] == "open":
+        thread_events.record(conn, account_id=account_id, thread_id=recorded["thread_id"], kind="status",
+                             actor="customer", detail={"from": recorded["status_before"], "to": "open"})
 
 
 def _content(ev: InboundMessage) -> dict:

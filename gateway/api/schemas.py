@@ -51,12 +51,18 @@ class AccountUpdate(StrictSchema):
     retention_raw_event_days = fields.Integer(allow_none=True, strict=True, validate=validate.Range(
         min=7, max=36500, error="must be a number of days from 7 (providers redeliver for up to a week) "
                                 "to 36500, or null to keep raw events forever"))
+    # Report defaults (gateway/reports): the FCR window and the service-level target; null: 7 days, 60 s.
+    report_fcr_days = fields.Integer(allow_none=True, strict=True, validate=validate.Range(
+        min=1, max=90, error="must be a number of days from 1 to 90, or null for the default (7)"))
+    report_sla_seconds = fields.Integer(allow_none=True, strict=True, validate=validate.Range(
+        min=1, max=604800, error="must be a number of seconds from 1 to 604800, or null for the default (60)"))
 
 
 class ContactCreate(StrictSchema):
     name = fields.String(validate=validate.Length(max=500), allow_none=True)
     language = fields.String(validate=LANGUAGE_CODE, allow_none=True)
     profile = fields.Dict(keys=fields.String(), allow_none=True)
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=64)), allow_none=True)
     identities = fields.List(fields.Nested(IdentityIn), load_default=list)
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import psycopg.errors
 from flask import Blueprint
 
-from gateway import accounts, contacts
-from gateway.api import paging
+from gateway import accounts, attributes, contact_tags, contacts
 from gateway.api.schemas import AccountUpdate, ApiKeyCreate, ContactCreate
 from gateway.http import api, json_body, parse_uuid
 from gateway.problems import Problem
@@ -22,6 +21,7 @@ def _account_view(account: dict, principal) -> dict:
             "default_language": account["default_language"],
             "retention_message_days": account["retention_message_days"],
             "retention_raw_event_days": account["retention_raw_event_days"],
+            "report_fcr_days": account["report_fcr_days"], "report_sla_seconds": account["report_sla_seconds"],
             "api_key": {"id": principal.key_id, "scopes": sorted(principal.scopes)}}
 
 
@@ -70,9 +70,20 @@ def revoke_key(conn, principal, key_id):
 def create_contact(conn, principal):
     body = json_body(ContactCreate())
     idents = [(i["kind"], i["address"]) for i in body["identities"]]
+    profile = body.get("profile")
+    if profile:   # values of defined attributes must have their type (gateway/attributes.py)
+        wrong = attributes.check(attributes.definitions(conn, account_id=principal.account_id, names=list(profile)),
+                                 {k: v for k, v in profile.items() if k != "tags"}, pointer="/profile")
+        if wrong:
+            raise Problem(422, "Attribute Type", "attribute value(s) of the wrong type: " + ", ".join(
+                f"{e['attribute']} (expected {e['expected_type']})" if "expected_type" in e else str(e["attribute"])
+                for e in wrong) + "; see errors", slug="attribute-type", errors=wrong)
+    if body.get("tags"):
+        # create_contact keeps tags in contact_tags, also those given the old way, in profile["tags"]
+        profile = {**(profile or {}), "tags": [*body["tags"], *contact_tags.legacy(profile or {})]}
     try:
         contact = contacts.create_contact(conn, account_id=principal.account_id, name=body.get("name"),
-                                          language=body.get("language"), profile=body.get("profile"),
+                                          language=body.get("language"), profile=profile,
                                           identities=idents, actor=principal.actor)
     except psycopg.errors.UniqueViolation:
         # The (account, kind, blind index) unique key decides, race-free.
@@ -82,12 +93,7 @@ def create_contact(conn, principal):
     return contact, 201
 
 
-@bp.get("/contacts")
-@api(scope="contacts:read")
-def list_contacts(conn, principal):
-    limit = paging.limit()
-    rows = contacts.list_contacts(conn, account_id=principal.account_id, limit=limit, before=paging.decode("before"))
-    return {"data": rows, "next": paging.encode(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None}
+# GET /v1/contacts (the list, with its search filters) is in crm_views.py.
 
 
 @bp.get("/contacts/<contact_id>")

@@ -43,6 +43,8 @@ def get_thread(conn, *, account_id, thread_id) -> dict | None:
     if row is None:
         return None
     out = _view(conn, account_id, row)
+    from gateway import contact_tags
+    out["tags"] = contact_tags.thread_tags_of(conn, account_id=account_id, thread_id=thread_id)
     out["message_count"] = conn.execute("SELECT count(*) AS n FROM messages WHERE account_id = %s AND thread_id = %s",
                                         (account_id, thread_id)).fetchone()["n"]
     return out
@@ -112,12 +114,15 @@ def list_threads(conn, *, account_id, limit: int = 50, before=None, contact_id=N
 def _with_last(conn, account_id, rows: list[dict]) -> list[dict]:
     from gateway import keystore
     from gateway.crypto import field_aad
+    from gateway import contact_tags
     keys = keystore.load_keys(conn, account_id=account_id, key_ids=[r["lm_key"] for r in rows if r["lm_key"]])
+    tags = contact_tags.thread_tags_of_many(conn, account_id=account_id, thread_ids=[r["id"] for r in rows])
     out = []
     for r in rows:
         base = {k: v for k, v in r.items() if not k.startswith("lm_")}
         view = _view(conn, account_id, base, with_last=False)
         view["unread_count"] = r["unread_count"]
+        view["tags"] = tags.get(r["id"], [])
         if r["lm_id"] is None:
             view["last_message"] = None
         else:

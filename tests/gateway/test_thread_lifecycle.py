@@ -185,3 +185,30 @@ def test_inbox_tenant_wall(client):
     [thread] = _list(a)["data"]
     assert b.api("POST", f"/v1/threads/{thread['id']}/read").status_code == 404
     assert _status(b, thread["id"], "resolved").status_code == 404
+
+
+def test_inbox_by_team_assignee_and_tag(client):
+    inbox = make_inbox(client)
+    wa = _channel(inbox, "whatsapp")
+    for i in range(3):
+        _wa(inbox, wa, f"cliente {i}", phone=f"3460044400{i}")
+    ids = {t["last_message"]["text"]: t["id"] for t in _list(inbox)["data"]}
+    team = inbox.api("POST", "/v1/teams", json={"name": "ventas"}).json
+    agent = inbox.api("POST", "/v1/agents", json={"external_id": "crm-1", "name": "Lucía", "availability": "available",
+                                                  "capacity": 5}).json
+    assert inbox.api("PUT", f"/v1/teams/{team['id']}/members/{agent['id']}").status_code in (200, 201)
+    r = inbox.api("POST", f"/v1/threads/{ids['cliente 0']}/assign", json={"team_id": team["id"],
+                                                                         "agent_id": agent["id"]})
+    assert r.status_code == 200, r.json
+    with db.connection() as conn:   # a second thread waits in the team's queue, nobody holding it
+        conn.execute("UPDATE agents SET availability = 'away' WHERE account_id = %s", (inbox.account_id,))
+    assert inbox.api("POST", f"/v1/threads/{ids['cliente 1']}/assign", json={"team_id": team["id"]}).status_code == 200
+    assert [t["id"] for t in _list(inbox, team_id=team["id"], assignee=agent["id"])["data"]] == [ids["cliente 0"]]
+    assert [t["id"] for t in _list(inbox, team_id=team["id"], assignee="none")["data"]] == [ids["cliente 1"]]
+    assert len(_list(inbox, assignee="none")["data"]) == 2
+    tagged = inbox.api("POST", f"/v1/threads/{ids['cliente 2']}/tags", json={"add": ["urgente"]})
+    assert tagged.status_code == 200, tagged.json
+    [only] = _list(inbox, tag="urgente")["data"]
+    assert only["id"] == ids["cliente 2"] and only["tags"] == ["urgente"]
+    assert _thread(inbox, ids["cliente 2"])["tags"] == ["urgente"]
+    assert _list(inbox, team_id=team["id"], assignee=agent["id"])["data"][0]["assignee"]["external_id"] == "crm-1"

@@ -23,17 +23,17 @@ import argparse
 import csv
 import io
 import json
-import os
 import random
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _embedded import embedded_gateway  # noqa: E402
 
 COLUMNS = ["phone", "name", "language", "tags", "city", "plan", "amount", "consent_marketing",
            "consent_source_text", "consent_text_version", "consent_at"]
@@ -92,19 +92,8 @@ def main() -> None:
     args = p.parse_args()
     n = 20_000 if args.quick else args.rows
 
-    from gateway.crypto import Keyring
-    from gateway.embedded import EmbeddedServers
-    tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    servers = EmbeddedServers(tmp / "data")
-    try:
-        os.environ.update({"DATABASE_URL": servers.start_postgres("bench"), "REDIS_URL": servers.start_valkey(),
-                           "GATEWAY_KEYRING_FILE": str(Keyring.generate().save(tmp / "keyring.json")),
-                           "GATEWAY_LOG_LEVEL": "WARNING"})
-        os.environ.pop("GATEWAY_MASTER_KEYS", None)
-        from gateway import accounts, contact_import, db, runtime
-        from gateway.migrate import migrate
-        migrate(os.environ["DATABASE_URL"], log=lambda m: None)
-        runtime.init()
+    with embedded_gateway():
+        from gateway import accounts, contact_import, db
         batch = args.batch or contact_import.BATCH
         data = make_csv(n)
         log(f"{n:,} rows, {len(data) / 1_048_576:.1f} MB, batches of {batch:,}")
@@ -118,13 +107,9 @@ def main() -> None:
         reimport_s, summary = run_import(account_id, data, batch)
         assert summary["updated"] == n and summary["created"] == 0, summary
         log(f"re-import: {reimport_s:.2f} s ({n / reimport_s:,.0f} rows/s)")
-        db.close()
         print(json.dumps({"rows": n, "import_rows_per_s": round(n / import_s),
                           "reference_rows_per_s": round(n / ref_s), "reimport_rows_per_s": round(n / reimport_s),
                           "import_s": round(import_s, 2), "batch": batch}))
-    finally:
-        servers.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _embedded import embedded_gateway  # noqa: E402
 PHONE_NUMBER_ID = "109000000000077"
 
 
@@ -227,26 +227,10 @@ def main() -> None:
     args = p.parse_args()
     rounds, expired = (1, 10_000) if args.quick else (args.rounds, args.expired)
 
-    from gateway.crypto import Keyring
-    from gateway.embedded import EmbeddedServers
-    tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    servers = EmbeddedServers(tmp / "data")
-    try:
-        os.environ.update({"DATABASE_URL": servers.start_postgres("bench"), "REDIS_URL": servers.start_valkey(),
-                           "GATEWAY_KEYRING_FILE": str(Keyring.generate().save(tmp / "keyring.json")),
-                           "GATEWAY_LOG_LEVEL": "WARNING"})
-        os.environ.pop("GATEWAY_MASTER_KEYS", None)
-        from gateway import db, runtime
-        from gateway.migrate import migrate
-        migrate(os.environ["DATABASE_URL"], log=lambda m: None)
-        runtime.init()
+    with embedded_gateway():
         result = bench_erasure(args.messages, rounds)
         result.update(bench_retention(expired))
-        db.close()
         print(json.dumps(result))
-    finally:
-        servers.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

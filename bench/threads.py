@@ -36,19 +36,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _embedded import embedded_gateway  # noqa: E402
 DAY = 86400.0
 SCHEDULE = {"weekly": {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}}
 BODIES = ("Hola, tengo un problema con mi pedido, no ha llegado todavía y ya han pasado varios días",
@@ -460,26 +460,10 @@ def main() -> None:
     if n_messages < 100 * len(range(0, n_threads, 100)) + 9 * (n_threads - len(range(0, n_threads, 100))):
         p.error("give at least about 10 messages per thread")
 
-    from gateway.crypto import Keyring
-    from gateway.embedded import EmbeddedServers
-    tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
-    servers = EmbeddedServers(tmp / "data")
-    try:
-        os.environ.update({"DATABASE_URL": servers.start_postgres("bench"), "REDIS_URL": servers.start_valkey(),
-                           "GATEWAY_KEYRING_FILE": str(Keyring.generate().save(tmp / "keyring.json")),
-                           "GATEWAY_LOG_LEVEL": "WARNING"})
-        os.environ.pop("GATEWAY_MASTER_KEYS", None)
-        from gateway import db, runtime
-        from gateway.migrate import migrate
-        migrate(os.environ["DATABASE_URL"], log=lambda m: None)
-        runtime.init()
+    with embedded_gateway():
         result = bench(n_threads, n_messages, rounds)
-        db.close()
         first = ("inbox_p99_ms", "messages_p99_ms", "timeline_p99_ms", "report_30d_s")
         print(json.dumps({**{k: result.pop(k) for k in first}, **result}))
-    finally:
-        servers.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

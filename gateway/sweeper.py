@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 from rq.job import Job, JobStatus
 
-from gateway import db, inbound, jobs, media, retention, runtime, thread_status, uploads
+from gateway import db, events, inbound, jobs, media, retention, runtime, thread_status, uploads
 
 log = logging.getLogger("gateway.sweeper")
 MAX_ATTEMPTS = 10
@@ -28,6 +28,11 @@ try:
 except ValueError:
     raise SystemExit("GATEWAY_RETENTION_INTERVAL_S must be a number of seconds, e.g. 3600") from None
 RETENTION_SLICE_S = 2.0
+# The change feed (GET /v1/events) keeps events this long; an integrator pulling less often than this misses some.
+try:
+    EVENTS_RETENTION_DAYS = int(os.environ.get("GATEWAY_EVENTS_RETENTION_DAYS") or 30)
+except ValueError:
+    raise SystemExit("GATEWAY_EVENTS_RETENTION_DAYS must be a whole number of days, e.g. 30") from None
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
         counts["expired_uploads"] = uploads.purge_expired(conn, batch_size=batch)
     with db.connection() as conn:
         counts["woken_threads"] = thread_status.wake_snoozed(conn, limit=batch)
+    with db.connection() as conn:
+        counts["expired_events"] = events.purge_older_than(conn, days=EVENTS_RETENTION_DAYS, batch=batch)
     return counts
 
 

@@ -109,6 +109,22 @@ def contact_key(conn, *, account_id, contact_id):
     return keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
 
 
+def addresses_of(conn, *, account_id, contact_ids: list, kind: str) -> dict:
+    """contact id → its oldest identity of ``kind``, decrypted, for many contacts (keys loaded in one query)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (i.contact_id) i.contact_id, i.id, i.address_enc, c.data_key_id FROM contact_identities i "
+        "JOIN contacts c ON c.account_id = i.account_id AND c.id = i.contact_id WHERE i.account_id = %s "
+        "AND i.contact_id = ANY(%s) AND i.kind = %s ORDER BY i.contact_id, i.created_at",
+        (account_id, list(contact_ids), kind)).fetchall()
+    keys = keystore.load_keys(conn, account_id=account_id, key_ids=[r["data_key_id"] for r in rows])
+    out = {}
+    for r in rows:
+        key = keys.get(r["data_key_id"]) or keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
+        out[r["contact_id"]] = key.decrypt_text(r["address_enc"], field_aad("contact_identities", "address",
+                                                                            account_id, r["id"]))
+    return out
+
+
 def read_profile(conn, *, account_id, contact_id) -> dict:
     row = conn.execute("SELECT data_key_id, profile_enc FROM contacts WHERE account_id = %s AND id = %s",
                        (account_id, contact_id)).fetchone()

@@ -6,10 +6,9 @@ import io
 
 from flask import Response, request
 
-from gateway import keystore
+from gateway import contacts
 from gateway.api.views import bp
 from gateway.campaigns import checks, feeder, store
-from gateway.crypto import field_aad
 from gateway.http import api, json_object, parse_uuid
 from gateway.problems import Problem
 
@@ -136,18 +135,8 @@ _RESULT_FIELDS = ("seq", "contact_id", "address", "state", "skip_reason", "defer
 
 
 def _addresses(conn, account_id, contact_ids: list, channel_kind: str) -> dict:
-    kind = "phone" if channel_kind in ("whatsapp", "twilio") else {"messenger": "psid", "instagram": "igsid"}.get(
-        channel_kind, "phone")
-    out = {}
-    for r in conn.execute(
-            "SELECT DISTINCT ON (i.contact_id) i.contact_id, i.id, i.address_enc, c.data_key_id FROM contact_identities i "
-            "JOIN contacts c ON c.account_id = i.account_id AND c.id = i.contact_id WHERE i.account_id = %s "
-            "AND i.contact_id = ANY(%s) AND i.kind = %s ORDER BY i.contact_id, i.created_at",
-            (account_id, contact_ids, kind)).fetchall():
-        key = keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
-        out[r["contact_id"]] = key.decrypt_text(r["address_enc"], field_aad("contact_identities", "address",
-                                                                            account_id, r["id"]))
-    return out
+    kind = {"messenger": "psid", "instagram": "igsid"}.get(channel_kind, "phone")
+    return contacts.addresses_of(conn, account_id=account_id, contact_ids=contact_ids, kind=kind)
 
 
 @bp.get("/campaigns/<campaign_id>/recipients")

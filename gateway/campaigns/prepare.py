@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway import keystore, outbound, send_gate
+from gateway import contacts, keystore, outbound, send_gate
 from gateway.campaigns import spec as campaign_spec
 from gateway.crypto import field_aad
 
@@ -23,10 +23,8 @@ def _contacts(conn, account_id, ids: list, need: set) -> dict:
     rows = conn.execute("SELECT id, data_key_id, name_enc, profile_enc, language FROM contacts "
                         "WHERE account_id = %s AND id = ANY(%s)", (account_id, ids)).fetchall()
     by_key = keystore.load_keys(conn, account_id=account_id, key_ids=[r["data_key_id"] for r in rows])
-    keys = {}
     for r in rows:
         key = by_key.get(r["data_key_id"]) or keystore.load_key(conn, account_id=account_id, key_id=r["data_key_id"])
-        keys[r["id"]] = key
         item = out[r["id"]]
         if "profile" in need and r["profile_enc"]:
             item["profile"] = json.loads(key.decrypt_text(r["profile_enc"], field_aad("contacts", "profile", account_id,
@@ -36,13 +34,9 @@ def _contacts(conn, account_id, ids: list, need: set) -> dict:
                 if r["name_enc"] else None
             item["contact"] = {"name": name, "language": r["language"]}
     if "phone" in need:
-        for r in conn.execute("SELECT DISTINCT ON (contact_id) contact_id, id, address_enc FROM contact_identities "
-                              "WHERE account_id = %s AND contact_id = ANY(%s) AND kind = 'phone' "
-                              "ORDER BY contact_id, created_at", (account_id, ids)).fetchall():
-            key = keys.get(r["contact_id"])
-            if key is not None:
-                out[r["contact_id"]]["phone"] = key.decrypt_text(r["address_enc"], field_aad(
-                    "contact_identities", "address", account_id, r["id"]))
+        for contact_id, phone in contacts.addresses_of(conn, account_id=account_id, contact_ids=ids,
+                                                       kind="phone").items():
+            out[contact_id]["phone"] = phone
     return out
 
 

@@ -268,7 +268,7 @@ def queue(conn, *, account_id, team_id, limit: int = 50, after=None) -> list[dic
         "ON ch.account_id = t.account_id AND ch.id = t.channel_id WHERE t.account_id = %s AND t.team_id = %s "
         f"AND t.assignee_id IS NULL AND t.status IN ('open', 'pending'){where} ORDER BY {_WAITING}, t.id LIMIT %s",
         (account_id, team_id, *params, limit)).fetchall()
-    return [threads._view(conn, account_id, r, with_last=False) for r in rows]
+    return [threads._view(conn, account_id, r) for r in rows]
 
 
 def drain_agent(conn, *, account_id, agent_id, actor: str = "routing") -> list:

@@ -20,36 +20,6 @@ def assign_team(conn, *, account_id, thread_id, team: str, by: str) -> bool:
                                        actor=by)["changed"]
 
 
-def _view(conn, account_id, row: dict, with_last: bool = True) -> dict:
-    out = dict(row)
-    out["window"] = messages.window(row["last_inbound_at"])
-    if with_last:
-        last = conn.execute(
-            f"SELECT {messages.MESSAGE_COLUMNS} FROM messages m JOIN contacts c ON c.account_id = m.account_id "
-            "AND c.id = m.contact_id WHERE m.account_id = %s AND m.thread_id = %s "
-            "ORDER BY m.occurred_at DESC, m.id DESC LIMIT 1", (account_id, row["id"])).fetchone()
-        if last is not None:
-            m = messages.decrypt_message(conn, account_id, last)
-            out["last_message"] = {k: m[k] for k in ("id", "direction", "kind", "text", "status", "occurred_at")}
-        else:
-            out["last_message"] = None
-    return out
-
-
-def get_thread(conn, *, account_id, thread_id) -> dict | None:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM threads t JOIN channels ch ON ch.account_id = t.account_id AND ch.id = t.channel_id "
-        "WHERE t.account_id = %s AND t.id = %s", (account_id, thread_id)).fetchone()
-    if row is None:
-        return None
-    out = _view(conn, account_id, row)
-    from gateway import contact_tags
-    out["tags"] = contact_tags.thread_tags_of(conn, account_id=account_id, thread_id=thread_id)
-    out["message_count"] = conn.execute("SELECT count(*) AS n FROM messages WHERE account_id = %s AND thread_id = %s",
-                                        (account_id, thread_id)).fetchone()["n"]
-    return out
-
-
 SORTS = ("activity", "waiting")
 PREVIEW_CHARS = 160
 # The thread's last message in the same statement (one index probe per row of the page), with the key id that
@@ -59,6 +29,25 @@ _LAST = ("LEFT JOIN LATERAL (SELECT m.id AS lm_id, m.direction AS lm_direction, 
          "c.data_key_id AS lm_key FROM messages m JOIN contacts c ON c.account_id = m.account_id AND c.id = m.contact_id "
          "WHERE m.account_id = t.account_id AND m.thread_id = t.id ORDER BY m.occurred_at DESC, m.id DESC LIMIT 1) lm "
          "ON true")
+
+
+def _view(conn, account_id, row: dict) -> dict:
+    out = dict(row)
+    out["window"] = messages.window(row["last_inbound_at"])
+    return out
+
+
+def get_thread(conn, *, account_id, thread_id) -> dict | None:
+    """One thread as the inbox shows it, with its whole last message (not a preview) and its message count."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}, t.unread_count, lm.* FROM threads t JOIN channels ch ON ch.account_id = t.account_id "
+        f"AND ch.id = t.channel_id {_LAST} WHERE t.account_id = %s AND t.id = %s", (account_id, thread_id)).fetchall()
+    if not rows:
+        return None
+    [out] = _with_last(conn, account_id, rows, preview=None)
+    out["message_count"] = conn.execute("SELECT count(*) AS n FROM messages WHERE account_id = %s AND thread_id = %s",
+                                        (account_id, thread_id)).fetchone()["n"]
+    return out
 
 
 def list_threads(conn, *, account_id, limit: int = 50, before=None, contact_id=None, channel_id=None,
@@ -111,7 +100,7 @@ def list_threads(conn, *, account_id, limit: int = 50, before=None, contact_id=N
     return _with_last(conn, account_id, rows)
 
 
-def _with_last(conn, account_id, rows: list[dict]) -> list[dict]:
+def _with_last(conn, account_id, rows: list[dict], preview: int | None = PREVIEW_CHARS) -> list[dict]:
     from gateway import keystore
     from gateway.crypto import field_aad
     from gateway import contact_tags
@@ -120,7 +109,7 @@ def _with_last(conn, account_id, rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         base = {k: v for k, v in r.items() if not k.startswith("lm_")}
-        view = _view(conn, account_id, base, with_last=False)
+        view = _view(conn, account_id, base)
         view["unread_count"] = r["unread_count"]
         view["tags"] = tags.get(r["id"], [])
         if r["lm_id"] is None:
@@ -130,7 +119,7 @@ def _with_last(conn, account_id, rows: list[dict]) -> list[dict]:
             text = key.decrypt_text(r["lm_body_enc"], field_aad("messages", "body", account_id, r["lm_id"])) \
                 if r["lm_body_enc"] is not None else None
             view["last_message"] = {"id": r["lm_id"], "direction": r["lm_direction"], "kind": r["lm_kind"],
-                                    "text": text[:PREVIEW_CHARS] if text else text, "status": r["lm_status"],
+                                    "text": text[:preview] if text and preview else text, "status": r["lm_status"],
                                     "automated": r["lm_automated"], "occurred_at": r["lm_occurred_at"]}
         out.append(view)
     return out

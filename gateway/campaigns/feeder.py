@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 
 from gateway import db, events, outbound, send_gate
 from gateway.campaigns import audience, prepare, store
+from gateway.campaigns import spec as campaign_spec
 
 log = logging.getLogger("gateway.campaigns")
 
@@ -252,13 +253,8 @@ def _reached_24h(conn, account_id, channel: dict, now: datetime) -> int:
 
 
 def _canary(c: dict) -> dict | None:
-    cfg = {**_canary_defaults(), **(c["spec"].get("canary") or {})}
+    cfg = campaign_spec.canary_of(c["spec"])
     return cfg if cfg["size"] > 0 else None
-
-
-def _canary_defaults() -> dict:
-    from gateway.campaigns.spec import CANARY_DEFAULTS
-    return dict(CANARY_DEFAULTS)
 
 
 # --- pausing on its own ----------------------------------------------------------------------------------
@@ -285,8 +281,8 @@ def _health_problem(conn, account_id, c: dict, force: bool = False) -> str | Non
     if not force and time.monotonic() - _last_health.get(key, 0.0) < HEALTH_EVERY_S:
         return None
     _last_health[key] = time.monotonic()
-    limits = {**_canary_defaults(), **(c["spec"].get("canary") or {})}
-    window = c["spec"].get("window") or 200
+    limits = campaign_spec.canary_of(c["spec"])
+    window = c["spec"].get("window") or campaign_spec.DEFAULT_WINDOW
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE m.status IN ('delivered', 'read', 'failed')) AS settled, "
         "count(*) FILTER (WHERE m.status = 'failed') AS failed, "

@@ -115,11 +115,17 @@ def needs(spec: dict) -> set[str]:
         if names & set(CONTACT_FIELDS):
             out.add("contact")
         return out
+    reads = {"attribute": "profile", "column": "columns", "contact": "contact"}
     for m in mappings((message.get("template") or {}).get("parameters")):
-        out.add({"attribute": "profile", "column": "columns", "contact": "contact", "constant": "none"}[
-            next(s for s in SOURCES if s in m)])
-    out.discard("none")
+        source = next(s for s in SOURCES if s in m)
+        if source in reads:
+            out.add(reads[source])
     return out
+
+
+def canary_of(spec: dict) -> dict:
+    """The canary's size and the thresholds (also those of the sliding window), defaults filled in."""
+    return {**CANARY_DEFAULTS, **(spec.get("canary") or {})}
 
 
 def parse_time(value) -> datetime | None:

@@ -18,7 +18,7 @@ from gateway.db import uuid7
 
 SCOPES = (
     "messages:read", "messages:send", "contacts:read", "contacts:write",
-    "templates:write", "campaigns:write", "admin",
+    "templates:write", "campaigns:write", "webhooks:write", "admin",
 )
 KEY_PREFIX = "gwk_"
 # last_used_at is a hint for operators; writing it on every request would turn

@@ -13,7 +13,10 @@ from rq import Queue
 
 from gateway import runtime
 
-QUEUES = ("inbound", "send", "default")
+QUEUES = ("inbound", "send", "default", "webhooks")
+# A worker started without queue names takes these. Event webhooks have a worker of their own: the delivery
+# job runs for as long as deliveries keep coming, and customers' messages must never wait behind it.
+DEFAULT_QUEUES = ("inbound", "send", "default")
 log = logging.getLogger("gateway.jobs")
 
 

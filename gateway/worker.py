@@ -15,6 +15,7 @@ from rq import SimpleWorker, Worker
 import gateway.inbound  # noqa: F401 - preload job modules and their dependencies
 import gateway.media  # noqa: F401
 import gateway.send_worker  # noqa: F401
+import gateway.webhook_delivery  # noqa: F401
 import webhooks.registry  # noqa: F401 - providers parse in the worker
 from gateway import jobs, runtime
 
@@ -22,7 +23,7 @@ log = logging.getLogger("gateway.worker")
 
 
 def run(queues: list[str] | None = None, *, burst: bool = False, fork: bool = False) -> bool:
-    names = queues or list(jobs.QUEUES)
+    names = queues or list(jobs.DEFAULT_QUEUES)
     conn = runtime.redis_client()
     worker_class = Worker if fork else SimpleWorker
     worker = worker_class([jobs.queue(n) for n in names], connection=conn)

@@ -9,6 +9,7 @@ from gateway.api import campaign_views, report_views  # noqa: F401  (routes on b
 from gateway.api import routing_views  # noqa: F401  (routes on bp)
 from gateway.api import crm_views  # noqa: F401  (routes on bp)
 from gateway.api import event_views  # noqa: F401  (routes on bp)
+from gateway.api import webhook_endpoint_views  # noqa: F401  (routes on bp)
 from gateway.api.views import bp
 
 __all__ = ["bp"]

@@ -1,0 +1,572 @@
+"""Event webhook delivery: an RQ job that claims due deliveries, posts them signed, and records every attempt.
+
+Ordering. Deliveries of one endpoint and one lane (the thread, else the event's subject) go one after
+another: a delivery waits while an earlier one of its lane is in flight or waiting for its retry. Claims are
+made under an advisory lock, so two workers never take the same lane at once; a claim takes a lane's whole
+run of due deliveries and posts them in order, stopping at the first failure (the rest go back untouched).
+
+Isolation. Each endpoint has its own small number of lanes in flight (fewer while it is failing) and claims
+read each endpoint's due deliveries apart: an endpoint that hangs holds a few threads for the timeout,
+never another endpoint's deliveries.
+
+Retries. Exponential backoff with jitter over more than a day (``retry_schedule``), a ``Retry-After`` honoured,
+then a dead letter that no longer holds its lane up; 410 Gone disables the endpoint, and so does failing for
+``GATEWAY_WEBHOOK_DISABLE_AFTER_HOURS``; a disabled endpoint's deliveries wait for it to be enabled again.
+Delivery is at least once (a worker killed mid-post sends again after its lease): receivers deduplicate on
+``webhook-id``, the event's id, which every attempt and replay of an event carries.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import logging
+import os
+import queue
+import random
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+from gateway import db, keystore, messages, webhook_endpoints
+
+log = logging.getLogger("gateway.webhooks")
+
+CLAIM_LOCK = 0x57484B31          # one claimer at a time: lanes are decided under it
+PER_ENDPOINT_SCAN = 500
+POOL_SIZE = 64
+IDLE_EXIT_S = 2.0
+MAX_RUN_S = 60.0
+LEASE_SLACK_S = 60
+RESPONSE_KEPT = 1024
+RETRY_AFTER_MAX_S = 86400        # a Retry-After asking for longer is taken as a day
+USER_AGENT = "omnichannel-gateway-webhooks/1"
+_CONTENT_TYPES = ("message.received", "message.sent")
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, e.g. {default}") from None
+
+
+def timeout_s() -> float:
+    return _env_float("GATEWAY_WEBHOOK_TIMEOUT_S", 10.0)
+
+
+def concurrency() -> int:
+    return max(1, int(_env_float("GATEWAY_WEBHOOK_CONCURRENCY", 16)))
+
+
+def disable_after() -> timedelta:
+    return timedelta(hours=_env_float("GATEWAY_WEBHOOK_DISABLE_AFTER_HOURS", 120))
+
+
+def retry_schedule() -> list[float]:
+    """Seconds to wait before each retry. The default, 10 s × 4ⁿ up to 10 h, spans 33.8 h (30 h at the
+    jitter's shortest), so a CRM down for a day still gets everything; GATEWAY_WEBHOOK_RETRY_SCHEDULE
+    (comma-separated seconds) replaces it, e.g. for tests."""
+    raw = os.environ.get("GATEWAY_WEBHOOK_RETRY_SCHEDULE")
+    if raw:
+        try:
+            return [float(s) for s in raw.split(",") if s.strip()]
+        except ValueError:
+            raise SystemExit("GATEWAY_WEBHOOK_RETRY_SCHEDULE is comma-separated seconds, e.g. 10,60,600") from None
+    return [min(10 * 4 ** n, 36000) for n in range(9)]
+
+
+def _jitter(seconds: float) -> float:
+    return seconds * random.uniform(0.9, 1.1)
+
+
+def sign(secrets: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``; one per secret, space-separated."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return " ".join("v1," + base64.b64encode(hmac.new(s, signed, hashlib.sha256).digest()).decode() for s in secrets)
+
+
+# -- claiming -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    account_id: object
+    id: object
+    endpoint_id: object
+    event_id: object
+    lane: object
+    seq: int
+    attempts: int
+    body: bytes = b""
+
+
+@dataclass
+class Lane:
+    endpoint_id: object
+    url: str
+    secrets: list
+    items: list = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    item: Item
+    outcome: str                     # delivered, failed, released
+    status_code: int | None = None
+    latency_ms: int = 0
+    error: str | None = None
+    response: str | None = None
+    retry_after: float | None = None
+    at: datetime | None = None
+    release_until: float | None = None   # seconds from now, for released items
+
+
+_DUE = """
+SELECT d.account_id, d.id, d.endpoint_id, d.event_id, d.lane, d.seq, d.attempts
+FROM webhook_endpoints w CROSS JOIN LATERAL (
+    SELECT * FROM webhook_deliveries d
+    WHERE d.account_id = w.account_id AND d.endpoint_id = w.id AND d.state = 'pending' AND d.next_attempt_at <= now()
+    ORDER BY d.next_attempt_at, d.seq LIMIT %s) d
+WHERE w.enabled AND NOT (w.id = ANY (%s::uuid[]))
+ORDER BY d.seq
+"""
+_BLOCKERS = """
+SELECT b.endpoint_id, b.lane, min(b.seq) AS seq
+FROM webhook_deliveries b JOIN unnest(%s::uuid[], %s::uuid[]) AS l (endpoint_id, lane)
+  ON b.endpoint_id = l.endpoint_id AND b.lane = l.lane
+WHERE b.state IN ('pending', 'delivering') AND (b.state = 'delivering' OR b.next_attempt_at > now())
+GROUP BY b.endpoint_id, b.lane
+"""
+
+
+class _Endpoints:
+    """Endpoint URL, scopes and decrypted secrets, cached per process until the row changes."""
+
+    def __init__(self):
+        self._cache: dict = {}
+
+    def get(self, conn, ids) -> dict:
+        rows = conn.execute("SELECT account_id, id, url, include_content, scopes, updated_at, failing_since, "
+                            "previous_secret_until FROM webhook_endpoints WHERE id = ANY (%s::uuid[])",
+                            (list(ids),)).fetchall()
+        out = {}
+        now = datetime.now(timezone.utc)
+        for r in rows:
+            key = (r["updated_at"], r["previous_secret_until"] is not None and r["previous_secret_until"] > now)
+            cached = self._cache.get(r["id"])
+            if cached is None or cached[0] != key:
+                secrets = webhook_endpoints.signing_secrets(conn, account_id=r["account_id"], endpoint_id=r["id"])
+                cached = (key, secrets)
+                self._cache[r["id"]] = cached
+            out[r["id"]] = dict(r, secrets=cached[1])
+        return out
+
+
+def lane_cap(endpoint: dict, per_endpoint: int) -> int:
+    """Lanes an endpoint may have in flight: fewer while it fails, so a hanging one holds few threads."""
+    return per_endpoint if endpoint["failing_since"] is None else min(2, per_endpoint)
+
+
+def claim(conn, endpoints: _Endpoints, in_flight: dict, per_endpoint: int) -> list[Lane]:
+    """Due deliveries whose lanes are free, marked in flight, with their bodies built. Commits.
+    ``in_flight`` counts this process's lanes per endpoint; claimed lanes are added to it."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
+    conn.execute("UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL "
+                 "WHERE state = 'delivering' AND lease_until < now()")
+    full = [e for e, n in in_flight.items() if n >= per_endpoint]
+    rows = conn.execute(_DUE, (PER_ENDPOINT_SCAN, full)).fetchall()
+    if not rows:
+        conn.commit()
+        return []
+    pairs = {(r["endpoint_id"], r["lane"]) for r in rows}
+    blocked = {(b["endpoint_id"], b["lane"]): b["seq"] for b in conn.execute(
+        _BLOCKERS, ([p[0] for p in pairs], [p[1] for p in pairs])).fetchall()}
+    info = endpoints.get(conn, {r["endpoint_id"] for r in rows})
+    by_lane: dict = {}
+    for r in rows:
+        ep = info.get(r["endpoint_id"])
+        if ep is None:
+            continue
+        key = (r["endpoint_id"], r["lane"])
+        if key in blocked and blocked[key] < r["seq"]:
+            continue
+        if key not in by_lane:
+            if in_flight.get(r["endpoint_id"], 0) >= lane_cap(ep, per_endpoint):
+                continue
+            in_flight[r["endpoint_id"]] = in_flight.get(r["endpoint_id"], 0) + 1
+            by_lane[key] = Lane(r["endpoint_id"], ep["url"], ep["secrets"])
+        by_lane[key].items.append(Item(r["account_id"], r["id"], r["endpoint_id"], r["event_id"], r["lane"],
+                                       r["seq"], r["attempts"]))
+    lanes = list(by_lane.values())
+    if not lanes:
+        conn.commit()
+        return []
+    items = [i for lane in lanes for i in lane.items]
+    lease = {i.id: timeout_s() * len(lane.items) + LEASE_SLACK_S for lane in lanes for i in lane.items}
+    conn.execute("UPDATE webhook_deliveries d SET state = 'delivering', lease_until = now() + make_interval(secs => l.s) "
+                 "FROM unnest(%s::uuid[], %s::uuid[], %s::float8[]) AS l (account_id, id, s) "
+                 "WHERE d.account_id = l.account_id AND d.id = l.id",
+                 ([i.account_id for i in items], [i.id for i in items], [lease[i.id] for i in items]))
+    _build_bodies(conn, items, info)
+    conn.commit()
+    return lanes
+
+
+def _build_bodies(conn, items: list[Item], info: dict) -> None:
+    rows = conn.execute(
+        "SELECT e.account_id, e.id, e.type, e.data, e.created_at FROM events e "
+        "JOIN unnest(%s::uuid[], %s::uuid[]) AS k (account_id, id) ON e.account_id = k.account_id AND e.id = k.id",
+        ([i.account_id for i in items], [i.event_id for i in items])).fetchall()
+    found = {(r["account_id"], r["id"]): r for r in rows}
+    content = _contents(conn, items, found, info)
+    for i in items:
+        ev = found.get((i.account_id, i.event_id))
+        if ev is None:   # past the events' retention: nothing left to send
+            continue
+        body = {"id": str(ev["id"]), "type": ev["type"], "timestamp": ev["created_at"].isoformat(),
+                "account_id": str(ev["account_id"]), "data": ev["data"]}
+        extra = content.get((i.account_id, i.event_id))
+        if extra is not None:
+            body["content"] = extra
+        i.body = json.dumps(body, separators=(",", ":"), default=str).encode()
+
+
+def _may_carry_content(ep: dict) -> bool:
+    scopes = set(ep["scopes"])
+    secure = ep["url"].startswith("https://") or webhook_endpoints.http_allowed()
+    return ep["include_content"] and secure and bool(scopes & {"messages:read", "admin"})
+
+
+def _contents(conn, items: list[Item], events_found: dict, info: dict) -> dict:
+    """A message event's content (text, media, buttons) read from the live, encrypted record: only for endpoints
+    allowed to read messages, over TLS, and never after an erasure (the key is gone, the content with it)."""
+    wanted: dict = {}
+    for i in items:
+        ev = events_found.get((i.account_id, i.event_id))
+        if ev is not None and ev["type"] in _CONTENT_TYPES and _may_carry_content(info[i.endpoint_id]):
+            wanted.setdefault(i.account_id, {})[ev["data"].get("message_id")] = i.event_id
+    out = {}
+    for account_id, by_message in wanted.items():
+        ids = [m for m in by_message if m]
+        rows = conn.execute(f"SELECT {messages.MESSAGE_COLUMNS} FROM messages m JOIN contacts c "
+                            "ON c.account_id = m.account_id AND c.id = m.contact_id "
+                            "WHERE m.account_id = %s AND m.id = ANY (%s::uuid[])", (account_id, ids)).fetchall()
+        keys = keystore.load_keys(conn, account_id=account_id, key_ids={r["data_key_id"] for r in rows})
+        for r in rows:
+            key = keys.get(r["data_key_id"])
+            if key is None:
+                continue
+            m = messages.decrypt_message(conn, account_id, r, key=key)
+            out[(account_id, by_message[str(r["id"])])] = {
+                "direction": m["direction"], "kind": m["kind"], "text": m["text"], "content": m["content"],
+                "reply_to_id": m["reply_to_id"], "occurred_at": m["occurred_at"]}
+    return out
+
+
+# -- posting --------------------------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _connection(parts, timeout: float, fresh: bool = False):
+    """This thread's kept-alive connection to the endpoint's host (a new one when ``fresh``); and whether
+    it was used before, since only then may a closed connection be retried at once."""
+    pool = getattr(_local, "conns", None)
+    if pool is None:
+        pool = _local.conns = {}
+    key = (parts.scheme, parts.hostname, parts.port)
+    conn = None if fresh else pool.get(key)
+    if conn is not None:
+        return conn, True
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                           context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    pool[key] = conn
+    return conn, False
+
+
+def _drop(parts) -> None:
+    conn = getattr(_local, "conns", {}).pop((parts.scheme, parts.hostname, parts.port), None)
+    if conn is not None:
+        conn.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+def post(url: str, secrets: list, item: Item, timeout: float) -> Result:
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    stamp = int(time.time())
+    msg_id = str(item.event_id)
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "webhook-id": msg_id,
+               "webhook-timestamp": str(stamp), "webhook-signature": sign(secrets, msg_id, stamp, item.body)}
+    at = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    for attempt in (0, 1):
+        conn, reused = _connection(parts, timeout, fresh=attempt == 1)
+        try:
+            conn.request("POST", path, body=item.body, headers=headers)
+            resp = conn.getresponse()
+            kept = resp.read(RESPONSE_KEPT)
+            if not resp.isclosed():
+                rest = resp.read(65536)
+                if not resp.isclosed() or len(rest) >= 65536:
+                    _drop(parts)
+            if resp.getheader("Connection", "").lower() == "close":
+                _drop(parts)
+            latency = int((time.perf_counter() - started) * 1000)
+            ok = 200 <= resp.status < 300
+            return Result(item, "delivered" if ok else "failed", resp.status, latency,
+                          None if ok else f"the endpoint answered {resp.status} {resp.reason}".strip(),
+                          kept.decode("utf-8", "replace") or None,
+                          _retry_after(resp.getheader("Retry-After")) if resp.status in (429, 503) else None, at)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            _drop(parts)
+            if reused and attempt == 0:
+                continue   # a kept-alive connection the server had closed: once more on a new one
+            return _failure(item, started, at, f"the connection was closed: {type(exc).__name__}")
+        except (socket.timeout, TimeoutError):
+            _drop(parts)
+            return _failure(item, started, at, f"no answer within {timeout:g} s (GATEWAY_WEBHOOK_TIMEOUT_S)")
+        except ssl.SSLError as exc:
+            _drop(parts)
+            return _failure(item, started, at, f"TLS failed: {exc.reason or type(exc).__name__}")
+        except (OSError, http.client.HTTPException) as exc:
+            _drop(parts)
+            return _failure(item, started, at, _describe(exc))
+    raise AssertionError("unreachable")
+
+
+def _failure(item: Item, started: float, at: datetime, error: str) -> Result:
+    return Result(item, "failed", None, int((time.perf_counter() - started) * 1000), error, at=at)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "the host name does not resolve"
+    return f"could not post: {type(exc).__name__}"
+
+
+def deliver_lane(lane: Lane, timeout: float) -> list[Result]:
+    """Post a lane's deliveries in order; after a failure the rest wait for the failed one's retry."""
+    out: list[Result] = []
+    for n, item in enumerate(lane.items):
+        if not item.body:
+            out.append(Result(item, "expired", error="the event is past its retention and was not sent"))
+            continue
+        result = post(lane.url, lane.secrets, item, timeout)
+        out.append(result)
+        if result.outcome != "delivered":
+            out += [Result(i, "released") for i in lane.items[n + 1:]]
+            break
+    return out
+
+
+# -- recording ------------------------------------------------------------------------------------------------
+
+def _next_delay(result: Result, schedule: list[float]) -> float | None:
+    """Seconds until the next attempt, or None when the retry budget is spent (a dead letter)."""
+    done = result.item.attempts + 1
+    if done > len(schedule):
+        return None
+    delay = _jitter(schedule[done - 1])
+    if result.retry_after is not None:
+        delay = max(delay, min(result.retry_after, RETRY_AFTER_MAX_S))
+    return delay
+
+
+def _plan(failed: list[Result], schedule: list[float]) -> list[tuple[str, float | None]]:
+    """Each failure's next state: (pending, seconds until its retry; None = held with its endpoint) or dead."""
+    out = []
+    for r in failed:
+        delay = _next_delay(r, schedule)
+        if r.status_code == 410:
+            out.append(("pending", None))
+        elif delay is None:
+            out.append(("dead", None))
+        else:
+            out.append(("pending", delay))
+    return out
+
+
+def record(conn, results: list[Result]) -> dict:
+    """Write a batch of outcomes in one transaction; returns counts by outcome (delivered, retry, dead, …)."""
+    by = {k: [r for r in results if r.outcome == k] for k in ("delivered", "failed", "expired", "released")}
+    ok, failed, expired = by["delivered"], by["failed"], by["expired"]
+    counts: dict = {}
+    if by["released"]:   # first: the failures below push what follows them in their lane, these included
+        conn.execute("UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL "
+                     "WHERE (account_id, id) IN (SELECT * FROM unnest(%s::uuid[], %s::uuid[]))",
+                     ([r.item.account_id for r in by["released"]], [r.item.id for r in by["released"]]))
+    if ok:
+        conn.execute("UPDATE webhook_deliveries d SET state = 'delivered', attempts = attempts + 1, "
+                     "delivered_at = now(), lease_until = NULL, last_status_code = l.code, last_error = NULL "
+                     "FROM unnest(%s::uuid[], %s::uuid[], %s::int[]) AS l (account_id, id, code) "
+                     "WHERE d.account_id = l.account_id AND d.id = l.id",
+                     ([r.item.account_id for r in ok], [r.item.id for r in ok], [r.status_code for r in ok]))
+        conn.execute("UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = now() "
+                     "WHERE id = ANY (%s::uuid[]) AND (failing_since IS NOT NULL OR last_success_at IS NULL "
+                     "OR last_success_at < now() - interval '10 seconds')",
+                     (list({r.item.endpoint_id for r in ok}),))
+        counts["delivered"] = len(ok)
+    plan = _plan(failed, retry_schedule()) + [("dead", None)] * len(expired)
+    rows = failed + expired
+    if rows:
+        conn.execute(
+            "UPDATE webhook_deliveries d SET state = l.state, attempts = attempts + l.n, lease_until = NULL, "
+            "last_status_code = l.code, last_error = l.error, next_attempt_at = CASE WHEN l.state = 'pending' "
+            "THEN coalesce(now() + make_interval(secs => l.delay), 'infinity') ELSE d.next_attempt_at END "
+            "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::float8[], %s::int[], %s::text[], %s::int[]) "
+            "AS l (account_id, id, state, delay, code, error, n) WHERE d.account_id = l.account_id AND d.id = l.id",
+            ([r.item.account_id for r in rows], [r.item.id for r in rows], [p[0] for p in plan], [p[1] for p in plan],
+             [r.status_code for r in rows], [r.error for r in rows], [1] * len(failed) + [0] * len(expired)))
+        waiting = [(r, delay) for r, (state, delay) in zip(rows, plan) if state == "pending"]
+        if waiting:   # what follows in the lane waits as long, so the lane keeps its order (and out of claims' sight)
+            conn.execute(
+                "UPDATE webhook_deliveries d SET next_attempt_at = greatest(d.next_attempt_at, "
+                "coalesce(now() + make_interval(secs => l.delay), 'infinity')) "
+                "FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::float8[]) AS l (endpoint_id, lane, seq, delay) "
+                "WHERE d.endpoint_id = l.endpoint_id AND d.lane = l.lane AND d.seq > l.seq AND d.state = 'pending'",
+                ([r.item.endpoint_id for r, _ in waiting], [r.item.lane for r, _ in waiting],
+                 [r.item.seq for r, _ in waiting], [d for _, d in waiting]))
+        for state, _ in plan:
+            outcome = "retry" if state == "pending" else "dead"
+            counts[outcome] = counts.get(outcome, 0) + 1
+    attempted = ok + failed
+    if attempted:
+        conn.execute(
+            "INSERT INTO webhook_attempts (account_id, delivery_id, n, at, status_code, latency_ms, error, response) "
+            "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::int[], %s::timestamptz[], %s::int[], %s::int[], "
+            "%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+            ([r.item.account_id for r in attempted], [r.item.id for r in attempted],
+             [r.item.attempts + 1 for r in attempted], [r.at for r in attempted],
+             [r.status_code for r in attempted], [r.latency_ms for r in attempted],
+             [r.error for r in attempted], [r.response for r in attempted]))
+    if failed:
+        counts["disabled"] = _disable_failing(conn, failed)
+    conn.commit()
+    _observe(attempted, counts)
+    return {k: v for k, v in counts.items() if v}
+
+
+def _disable_failing(conn, failed: list[Result]) -> int:
+    """An endpoint that answered 410 Gone, or has failed everything for too long, is disabled, saying why."""
+    endpoint_ids = list({r.item.endpoint_id for r in failed})
+    conn.execute("UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now()) "
+                 "WHERE id = ANY (%s::uuid[])", (endpoint_ids,))
+    n = 0
+    for endpoint_id, account_id in {r.item.endpoint_id: r.item.account_id for r in failed
+                                    if r.status_code == 410}.items():
+        webhook_endpoints.disable(conn, account_id=account_id, endpoint_id=endpoint_id,
+                                  reason="the endpoint answered 410 Gone: it asked for no more deliveries")
+        n += 1
+    for r in conn.execute("SELECT account_id, id, failing_since FROM webhook_endpoints WHERE id = ANY (%s::uuid[]) "
+                          "AND enabled AND failing_since < now() - %s", (endpoint_ids, disable_after())).fetchall():
+        webhook_endpoints.disable(conn, account_id=r["account_id"], endpoint_id=r["id"],
+                                  reason=f"every delivery has failed since {r['failing_since']:%Y-%m-%d %H:%M} UTC; "
+                                         "fix the endpoint, then enable it (PATCH enabled=true) and its held "
+                                         "deliveries go")
+        n += 1
+    return n
+
+
+def _observe(attempted: list[Result], counts: dict) -> None:
+    try:
+        from gateway import metrics
+    except ImportError:
+        return
+    deliveries = getattr(metrics, "EVENT_DELIVERIES", None)
+    seconds = getattr(metrics, "EVENT_DELIVERY_SECONDS", None)
+    if deliveries is not None:
+        for outcome, n in counts.items():
+            deliveries.labels(outcome).inc(n)
+        timeouts = sum(1 for r in attempted if r.error and r.error.startswith("no answer within"))
+        if timeouts:
+            deliveries.labels("timeout").inc(timeouts)
+    if seconds is not None:
+        for r in attempted:
+            seconds.observe(r.latency_ms / 1000)
+
+
+# -- the job --------------------------------------------------------------------------------------------------
+
+def drain(max_run_s: float = MAX_RUN_S, idle_exit_s: float = IDLE_EXIT_S) -> dict:
+    """Claim, post and record until nothing has been due for ``idle_exit_s`` (or ``max_run_s`` passed: the
+    relay starts another job), with each endpoint's lanes in flight in a pool of threads."""
+    timeout = timeout_s()
+    per_endpoint = concurrency()
+    endpoints = _Endpoints()
+    done: queue.Queue = queue.Queue()
+    lanes_in_flight: dict = {}
+    in_flight = 0
+    totals: dict = {}
+    started = last_work = time.monotonic()
+    with ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="webhook") as pool:
+        while True:
+            now = time.monotonic()
+            claiming = now - started < max_run_s
+            claimed = 0
+            if claiming and in_flight < POOL_SIZE:
+                with db.connection() as conn:
+                    for lane in claim(conn, endpoints, lanes_in_flight, per_endpoint):
+                        in_flight += 1
+                        claimed += len(lane.items)
+                        pool.submit(_run_lane, lane, timeout, done)
+            finished = []
+            try:
+                finished.append(done.get(timeout=0.005 if claimed else 0.02))
+                while True:
+                    finished.append(done.get_nowait())
+            except queue.Empty:
+                pass
+            if finished:
+                results = [r for lane, rs in finished for r in rs]
+                with db.connection() as conn:
+                    for outcome, n in record(conn, results).items():
+                        totals[outcome] = totals.get(outcome, 0) + n
+                for lane, _ in finished:
+                    in_flight -= 1
+                    lanes_in_flight[lane.endpoint_id] -= 1
+            if claimed or finished:
+                last_work = time.monotonic()
+            if in_flight == 0 and (not claiming or time.monotonic() - last_work > idle_exit_s):
+                return totals
+
+
+def _run_lane(lane: Lane, timeout: float, done: queue.Queue) -> None:
+    try:
+        results = deliver_lane(lane, timeout)
+    except Exception as exc:   # a bug here must not strand the lane in flight until its lease runs out
+        log.error("webhook lane failed", extra={"error": type(exc).__name__}, exc_info=True)
+        results = [Result(i, "released") for i in lane.items]
+    done.put((lane, results))
+
+
+def drain_job() -> dict:
+    """The RQ entry point (queue ``webhooks``), enqueued by the relay when deliveries are due."""
+    totals = drain()
+    if totals:
+        log.info("webhook deliveries", extra=totals)
+    return totals

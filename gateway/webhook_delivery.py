@@ -40,8 +40,11 @@ from gateway import db, keystore, messages, webhook_endpoints
 log = logging.getLogger("gateway.webhooks")
 
 CLAIM_LOCK = 0x57484B31          # one claimer at a time: lanes are decided under it
-PER_ENDPOINT_SCAN = 500
-POOL_SIZE = 64
+PER_ENDPOINT_SCAN = 1000
+MAX_LANES = 2000                 # lanes one process may have claimed per endpoint
+RECOVER_EVERY_S = 1.0
+IDLE_POLL_S = 0.025              # how often an idle job looks for due deliveries
+TRIP_S = 2.0                     # after a connection-level failure, an endpoint's queued lanes wait this long
 IDLE_EXIT_S = 2.0
 MAX_RUN_S = 60.0
 LEASE_SLACK_S = 60
@@ -97,19 +100,18 @@ def sign(secrets: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
 
 @dataclass
 class Item:
-    account_id: object
-    id: object
-    endpoint_id: object
-    event_id: object
-    lane: object
-    seq: int
+    seq: int                         # names the delivery: unique, and cheaper to pass around than two uuids
+    endpoint_id: str
+    lane: str
     attempts: int
+    account_id: str = ""
+    event_id: str = ""
     body: bytes = b""
 
 
 @dataclass
 class Lane:
-    endpoint_id: object
+    endpoint_id: str
     url: str
     secrets: list
     items: list = field(default_factory=list)
@@ -118,124 +120,155 @@ class Lane:
 @dataclass
 class Result:
     item: Item
-    outcome: str                     # delivered, failed, released
+    outcome: str                     # delivered, failed, expired, released
     status_code: int | None = None
     latency_ms: int = 0
     error: str | None = None
     response: str | None = None
     retry_after: float | None = None
-    at: datetime | None = None
-    release_until: float | None = None   # seconds from now, for released items
+    at: float = 0.0                  # epoch seconds of the attempt
+    release_s: float | None = None   # a released delivery waits this long before it is claimed again
 
 
+# Each enabled endpoint's due deliveries (a window of them, so a stuck endpoint's backlog never hides another's),
+# less those that must wait: a lane goes out in seq order, so a candidate waits while its lane holds an earlier
+# delivery in flight, waiting for a retry, or beyond the window.
 _DUE = """
-SELECT d.account_id, d.id, d.endpoint_id, d.event_id, d.lane, d.seq, d.attempts
-FROM webhook_endpoints w CROSS JOIN LATERAL (
-    SELECT * FROM webhook_deliveries d
-    WHERE d.account_id = w.account_id AND d.endpoint_id = w.id AND d.state = 'pending' AND d.next_attempt_at <= now()
-    ORDER BY d.next_attempt_at, d.seq LIMIT %s) d
-WHERE w.enabled AND NOT (w.id = ANY (%s::uuid[]))
-ORDER BY d.seq
+WITH win AS (
+    SELECT d.seq, d.endpoint_id, d.lane, d.attempts, d.next_attempt_at
+    FROM webhook_endpoints w CROSS JOIN LATERAL (
+        SELECT seq, endpoint_id, lane, attempts, next_attempt_at FROM webhook_deliveries d
+        WHERE d.account_id = w.account_id AND d.endpoint_id = w.id AND d.state = 'pending'
+          AND d.next_attempt_at <= now()
+        ORDER BY d.next_attempt_at, d.seq LIMIT %s) d
+    WHERE w.enabled AND NOT (w.id = ANY (%s::uuid[]))
+), edge AS (
+    SELECT DISTINCT ON (endpoint_id) endpoint_id, next_attempt_at, seq FROM win
+    ORDER BY endpoint_id, next_attempt_at DESC, seq DESC
+), held AS (
+    SELECT b.endpoint_id, b.lane, min(b.seq) AS seq
+    FROM webhook_deliveries b JOIN (SELECT DISTINCT endpoint_id, lane FROM win) l USING (endpoint_id, lane)
+    JOIN edge ON edge.endpoint_id = b.endpoint_id
+    WHERE b.state IN ('pending', 'delivering')
+      AND (b.state = 'delivering' OR (b.next_attempt_at, b.seq) > (edge.next_attempt_at, edge.seq))
+    GROUP BY b.endpoint_id, b.lane
+)
+SELECT win.seq, win.endpoint_id::text AS endpoint_id, win.lane::text AS lane, win.attempts
+FROM win LEFT JOIN held USING (endpoint_id, lane)
+WHERE held.seq IS NULL OR win.seq < held.seq
+ORDER BY win.seq
 """
-_BLOCKERS = """
-SELECT b.endpoint_id, b.lane, min(b.seq) AS seq
-FROM webhook_deliveries b JOIN unnest(%s::uuid[], %s::uuid[]) AS l (endpoint_id, lane)
-  ON b.endpoint_id = l.endpoint_id AND b.lane = l.lane
-WHERE b.state IN ('pending', 'delivering') AND (b.state = 'delivering' OR b.next_attempt_at > now())
-GROUP BY b.endpoint_id, b.lane
+_TAKE = """
+WITH l AS (SELECT * FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::float8[]) AS l (seq, s)),
+took AS (
+    UPDATE webhook_deliveries d SET state = 'delivering', lease_until = now() + make_interval(secs => l.s)
+    FROM l WHERE d.seq = l.seq RETURNING d.seq, d.account_id, d.event_id
+)
+SELECT took.seq, took.account_id::text AS account_id, took.event_id::text AS event_id, e.type, e.data::text AS data,
+       to_json(e.created_at) #>> '{}' AS created_at, e.data ->> 'message_id' AS message_id
+FROM took LEFT JOIN events e ON e.account_id = took.account_id AND e.id = took.event_id
 """
+
+
+def _csv(values) -> str:
+    return ",".join(map(str, values))
 
 
 class _Endpoints:
-    """Endpoint URL, scopes and decrypted secrets, cached per process until the row changes."""
+    """Endpoint URL, scopes and decrypted secrets, cached per process until the row changes (read again at
+    most every ``REFRESH_S``)."""
+    REFRESH_S = 1.0
 
     def __init__(self):
         self._cache: dict = {}
+        self._rows: dict = {}
+        self._read_at = 0.0
 
     def get(self, conn, ids) -> dict:
-        rows = conn.execute("SELECT account_id, id, url, include_content, scopes, updated_at, failing_since, "
-                            "previous_secret_until FROM webhook_endpoints WHERE id = ANY (%s::uuid[])",
-                            (list(ids),)).fetchall()
+        missing = [i for i in ids if i not in self._rows]
+        if missing or time.monotonic() - self._read_at > self.REFRESH_S:
+            wanted = list(set(ids) | set(self._rows))
+            self._rows = {r["id"]: r for r in conn.execute(
+                "SELECT account_id, id::text AS id, url, include_content, scopes, updated_at, failing_since, "
+                "previous_secret_until > now() AS grace FROM webhook_endpoints WHERE id = ANY (%s::uuid[])",
+                (wanted,)).fetchall()}
+            self._read_at = time.monotonic()
         out = {}
-        now = datetime.now(timezone.utc)
-        for r in rows:
-            key = (r["updated_at"], r["previous_secret_until"] is not None and r["previous_secret_until"] > now)
-            cached = self._cache.get(r["id"])
+        for endpoint_id in ids:
+            r = self._rows.get(endpoint_id)
+            if r is None:
+                continue
+            key = (r["updated_at"], r["grace"])
+            cached = self._cache.get(endpoint_id)
             if cached is None or cached[0] != key:
-                secrets = webhook_endpoints.signing_secrets(conn, account_id=r["account_id"], endpoint_id=r["id"])
-                cached = (key, secrets)
-                self._cache[r["id"]] = cached
-            out[r["id"]] = dict(r, secrets=cached[1])
+                cached = (key, webhook_endpoints.signing_secrets(conn, account_id=r["account_id"],
+                                                                 endpoint_id=endpoint_id))
+                self._cache[endpoint_id] = cached
+            out[endpoint_id] = dict(r, secrets=cached[1])
         return out
 
 
 def lane_cap(endpoint: dict, per_endpoint: int) -> int:
-    """Lanes an endpoint may have in flight: fewer while it fails, so a hanging one holds few threads."""
-    return per_endpoint if endpoint["failing_since"] is None else min(2, per_endpoint)
+    """Lanes an endpoint may have claimed at once: many while it answers (they queue for its ``per_endpoint``
+    connections), as many as its connections while it fails, so a hanging endpoint holds few deliveries."""
+    return MAX_LANES if endpoint["failing_since"] is None else per_endpoint
 
 
-def claim(conn, endpoints: _Endpoints, in_flight: dict, per_endpoint: int) -> list[Lane]:
+def claim(conn, endpoints: _Endpoints, in_flight: dict, per_endpoint: int, recover: bool = True) -> list[Lane]:
     """Due deliveries whose lanes are free, marked in flight, with their bodies built. Commits.
-    ``in_flight`` counts this process's lanes per endpoint; claimed lanes are added to it."""
+    ``in_flight`` counts this process's claimed lanes per endpoint; claimed lanes are added to it."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
-    conn.execute("UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL "
-                 "WHERE state = 'delivering' AND lease_until < now()")
-    full = [e for e, n in in_flight.items() if n >= per_endpoint]
+    if recover:   # a worker that died mid-post: its deliveries are owed again once their lease ran out
+        conn.execute("UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL "
+                     "WHERE state = 'delivering' AND lease_until < now()")
+    full = [e for e, n in in_flight.items() if n >= MAX_LANES]
     rows = conn.execute(_DUE, (PER_ENDPOINT_SCAN, full)).fetchall()
-    if not rows:
-        conn.commit()
-        return []
-    pairs = {(r["endpoint_id"], r["lane"]) for r in rows}
-    blocked = {(b["endpoint_id"], b["lane"]): b["seq"] for b in conn.execute(
-        _BLOCKERS, ([p[0] for p in pairs], [p[1] for p in pairs])).fetchall()}
-    info = endpoints.get(conn, {r["endpoint_id"] for r in rows})
+    info = endpoints.get(conn, {r["endpoint_id"] for r in rows}) if rows else {}
     by_lane: dict = {}
+    ahead: dict = {}
     for r in rows:
         ep = info.get(r["endpoint_id"])
         if ep is None:
             continue
         key = (r["endpoint_id"], r["lane"])
-        if key in blocked and blocked[key] < r["seq"]:
-            continue
-        if key not in by_lane:
-            if in_flight.get(r["endpoint_id"], 0) >= lane_cap(ep, per_endpoint):
+        lane = by_lane.get(key)
+        if lane is None:
+            n = in_flight.get(r["endpoint_id"], 0)
+            if n >= lane_cap(ep, per_endpoint):
                 continue
-            in_flight[r["endpoint_id"]] = in_flight.get(r["endpoint_id"], 0) + 1
-            by_lane[key] = Lane(r["endpoint_id"], ep["url"], ep["secrets"])
-        by_lane[key].items.append(Item(r["account_id"], r["id"], r["endpoint_id"], r["event_id"], r["lane"],
-                                       r["seq"], r["attempts"]))
-    lanes = list(by_lane.values())
-    if not lanes:
+            in_flight[r["endpoint_id"]] = n + 1
+            ahead[key] = n
+            lane = by_lane[key] = Lane(r["endpoint_id"], ep["url"], ep["secrets"])
+        lane.items.append(Item(r["seq"], r["endpoint_id"], r["lane"], r["attempts"]))
+    if not by_lane:
         conn.commit()
         return []
-    items = [i for lane in lanes for i in lane.items]
-    lease = {i.id: timeout_s() * len(lane.items) + LEASE_SLACK_S for lane in lanes for i in lane.items}
-    conn.execute("UPDATE webhook_deliveries d SET state = 'delivering', lease_until = now() + make_interval(secs => l.s) "
-                 "FROM unnest(%s::uuid[], %s::uuid[], %s::float8[]) AS l (account_id, id, s) "
-                 "WHERE d.account_id = l.account_id AND d.id = l.id",
-                 ([i.account_id for i in items], [i.id for i in items], [lease[i.id] for i in items]))
-    _build_bodies(conn, items, info)
+    # The lease covers the lane's wait behind the endpoint's other lanes and a timeout per delivery.
+    timeout = timeout_s()
+    seqs, leases, items = [], [], {}
+    for key, lane in by_lane.items():
+        lease = timeout * (len(lane.items) + ahead[key] // per_endpoint + 1) + LEASE_SLACK_S
+        for i in lane.items:
+            seqs.append(i.seq), leases.append(lease)
+            items[i.seq] = i
+    taken = conn.execute(_TAKE, (_csv(seqs), _csv(leases))).fetchall()
+    _build_bodies(conn, items, taken, info)
     conn.commit()
-    return lanes
+    return list(by_lane.values())
 
 
-def _build_bodies(conn, items: list[Item], info: dict) -> None:
-    rows = conn.execute(
-        "SELECT e.account_id, e.id, e.type, e.data, e.created_at FROM events e "
-        "JOIN unnest(%s::uuid[], %s::uuid[]) AS k (account_id, id) ON e.account_id = k.account_id AND e.id = k.id",
-        ([i.account_id for i in items], [i.event_id for i in items])).fetchall()
-    found = {(r["account_id"], r["id"]): r for r in rows}
-    content = _contents(conn, items, found, info)
-    for i in items:
-        ev = found.get((i.account_id, i.event_id))
-        if ev is None:   # past the events' retention: nothing left to send
+def _build_bodies(conn, items: dict, taken: list[dict], info: dict) -> None:
+    content = _contents(conn, items, taken, info)
+    for t in taken:
+        i = items[t["seq"]]
+        i.account_id, i.event_id = t["account_id"], t["event_id"]
+        if t["type"] is None:   # past the events' retention: nothing left to send
             continue
-        body = {"id": str(ev["id"]), "type": ev["type"], "timestamp": ev["created_at"].isoformat(),
-                "account_id": str(ev["account_id"]), "data": ev["data"]}
-        extra = content.get((i.account_id, i.event_id))
-        if extra is not None:
-            body["content"] = extra
-        i.body = json.dumps(body, separators=(",", ":"), default=str).encode()
+        extra = content.get(t["seq"])
+        i.body = (f'{{"id":"{t["event_id"]}","type":"{t["type"]}","timestamp":"{t["created_at"]}",'
+                  f'"account_id":"{t["account_id"]}","data":{t["data"]}'
+                  + (f',"content":{json.dumps(extra, separators=(",", ":"), default=str)}}}' if extra else "}")
+                  ).encode()
 
 
 def _may_carry_content(ep: dict) -> bool:
@@ -244,29 +277,28 @@ def _may_carry_content(ep: dict) -> bool:
     return ep["include_content"] and secure and bool(scopes & {"messages:read", "admin"})
 
 
-def _contents(conn, items: list[Item], events_found: dict, info: dict) -> dict:
-    """A message event's content (text, media, buttons) read from the live, encrypted record: only for endpoints
-    allowed to read messages, over TLS, and never after an erasure (the key is gone, the content with it)."""
+def _contents(conn, items: dict, taken: list[dict], info: dict) -> dict:
+    """A message event's content (text, media, buttons) by delivery seq, read from the live, encrypted record:
+    only for endpoints allowed to read messages, over TLS, and never after an erasure (the key is gone)."""
     wanted: dict = {}
-    for i in items:
-        ev = events_found.get((i.account_id, i.event_id))
-        if ev is not None and ev["type"] in _CONTENT_TYPES and _may_carry_content(info[i.endpoint_id]):
-            wanted.setdefault(i.account_id, {})[ev["data"].get("message_id")] = i.event_id
+    for t in taken:
+        if t["type"] in _CONTENT_TYPES and t["message_id"] and _may_carry_content(info[items[t["seq"]].endpoint_id]):
+            wanted.setdefault(t["account_id"], {}).setdefault(t["message_id"], []).append(t["seq"])
     out = {}
     for account_id, by_message in wanted.items():
-        ids = [m for m in by_message if m]
         rows = conn.execute(f"SELECT {messages.MESSAGE_COLUMNS} FROM messages m JOIN contacts c "
                             "ON c.account_id = m.account_id AND c.id = m.contact_id "
-                            "WHERE m.account_id = %s AND m.id = ANY (%s::uuid[])", (account_id, ids)).fetchall()
+                            "WHERE m.account_id = %s AND m.id = ANY (%s::uuid[])",
+                            (account_id, list(by_message))).fetchall()
         keys = keystore.load_keys(conn, account_id=account_id, key_ids={r["data_key_id"] for r in rows})
         for r in rows:
             key = keys.get(r["data_key_id"])
             if key is None:
                 continue
             m = messages.decrypt_message(conn, account_id, r, key=key)
-            out[(account_id, by_message[str(r["id"])])] = {
-                "direction": m["direction"], "kind": m["kind"], "text": m["text"], "content": m["content"],
-                "reply_to_id": m["reply_to_id"], "occurred_at": m["occurred_at"]}
+            for seq in by_message[str(r["id"])]:
+                out[seq] = {"direction": m["direction"], "kind": m["kind"], "text": m["text"],
+                            "content": m["content"], "reply_to_id": m["reply_to_id"], "occurred_at": m["occurred_at"]}
     return out
 
 
@@ -317,10 +349,10 @@ def post(url: str, secrets: list, item: Item, timeout: float) -> Result:
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     stamp = int(time.time())
-    msg_id = str(item.event_id)
+    msg_id = item.event_id
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "webhook-id": msg_id,
                "webhook-timestamp": str(stamp), "webhook-signature": sign(secrets, msg_id, stamp, item.body)}
-    at = datetime.now(timezone.utc)
+    at = time.time()
     started = time.perf_counter()
     for attempt in (0, 1):
         conn, reused = _connection(parts, timeout, fresh=attempt == 1)
@@ -357,7 +389,7 @@ def post(url: str, secrets: list, item: Item, timeout: float) -> Result:
     raise AssertionError("unreachable")
 
 
-def _failure(item: Item, started: float, at: datetime, error: str) -> Result:
+def _failure(item: Item, started: float, at: float, error: str) -> Result:
     return Result(item, "failed", None, int((time.perf_counter() - started) * 1000), error, at=at)
 
 
@@ -411,64 +443,75 @@ def _plan(failed: list[Result], schedule: list[float]) -> list[tuple[str, float 
     return out
 
 
+_DELIVERED = """
+UPDATE webhook_deliveries d SET state = 'delivered', attempts = d.attempts + 1, delivered_at = to_timestamp(l.at),
+    lease_until = NULL, last_status_code = l.code, last_latency_ms = l.latency, last_error = NULL
+FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::int[], string_to_array(%s, ',')::int[],
+            string_to_array(%s, ',')::float8[]) AS l (seq, code, latency, at)
+WHERE d.seq = l.seq
+"""
+
+
 def record(conn, results: list[Result]) -> dict:
     """Write a batch of outcomes in one transaction; returns counts by outcome (delivered, retry, dead, …)."""
     by = {k: [r for r in results if r.outcome == k] for k in ("delivered", "failed", "expired", "released")}
-    ok, failed, expired = by["delivered"], by["failed"], by["expired"]
+    ok, failed, expired, released = by["delivered"], by["failed"], by["expired"], by["released"]
     counts: dict = {}
-    if by["released"]:   # first: the failures below push what follows them in their lane, these included
-        conn.execute("UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL "
-                     "WHERE (account_id, id) IN (SELECT * FROM unnest(%s::uuid[], %s::uuid[]))",
-                     ([r.item.account_id for r in by["released"]], [r.item.id for r in by["released"]]))
+    if released:   # first: the failures below push what follows them in their lane, these included
+        conn.execute("UPDATE webhook_deliveries d SET state = 'pending', lease_until = NULL, next_attempt_at = "
+                     "greatest(d.next_attempt_at, now() + make_interval(secs => l.delay)) "
+                     "FROM unnest(%s::bigint[], %s::float8[]) AS l (seq, delay) WHERE d.seq = l.seq",
+                     ([r.item.seq for r in released], [r.release_s or 0.0 for r in released]))
     if ok:
-        conn.execute("UPDATE webhook_deliveries d SET state = 'delivered', attempts = attempts + 1, "
-                     "delivered_at = now(), lease_until = NULL, last_status_code = l.code, last_error = NULL "
-                     "FROM unnest(%s::uuid[], %s::uuid[], %s::int[]) AS l (account_id, id, code) "
-                     "WHERE d.account_id = l.account_id AND d.id = l.id",
-                     ([r.item.account_id for r in ok], [r.item.id for r in ok], [r.status_code for r in ok]))
+        conn.execute(_DELIVERED, (_csv(r.item.seq for r in ok), _csv(r.status_code for r in ok),
+                                  _csv(r.latency_ms for r in ok), _csv(r.at for r in ok)))
         conn.execute("UPDATE webhook_endpoints SET failing_since = NULL, last_success_at = now() "
                      "WHERE id = ANY (%s::uuid[]) AND (failing_since IS NOT NULL OR last_success_at IS NULL "
                      "OR last_success_at < now() - interval '10 seconds')",
                      (list({r.item.endpoint_id for r in ok}),))
         counts["delivered"] = len(ok)
-    plan = _plan(failed, retry_schedule()) + [("dead", None)] * len(expired)
-    rows = failed + expired
-    if rows:
-        conn.execute(
-            "UPDATE webhook_deliveries d SET state = l.state, attempts = attempts + l.n, lease_until = NULL, "
-            "last_status_code = l.code, last_error = l.error, next_attempt_at = CASE WHEN l.state = 'pending' "
-            "THEN coalesce(now() + make_interval(secs => l.delay), 'infinity') ELSE d.next_attempt_at END "
-            "FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::float8[], %s::int[], %s::text[], %s::int[]) "
-            "AS l (account_id, id, state, delay, code, error, n) WHERE d.account_id = l.account_id AND d.id = l.id",
-            ([r.item.account_id for r in rows], [r.item.id for r in rows], [p[0] for p in plan], [p[1] for p in plan],
-             [r.status_code for r in rows], [r.error for r in rows], [1] * len(failed) + [0] * len(expired)))
-        waiting = [(r, delay) for r, (state, delay) in zip(rows, plan) if state == "pending"]
-        if waiting:   # what follows in the lane waits as long, so the lane keeps its order (and out of claims' sight)
-            conn.execute(
-                "UPDATE webhook_deliveries d SET next_attempt_at = greatest(d.next_attempt_at, "
-                "coalesce(now() + make_interval(secs => l.delay), 'infinity')) "
-                "FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::float8[]) AS l (endpoint_id, lane, seq, delay) "
-                "WHERE d.endpoint_id = l.endpoint_id AND d.lane = l.lane AND d.seq > l.seq AND d.state = 'pending'",
-                ([r.item.endpoint_id for r, _ in waiting], [r.item.lane for r, _ in waiting],
-                 [r.item.seq for r, _ in waiting], [d for _, d in waiting]))
-        for state, _ in plan:
-            outcome = "retry" if state == "pending" else "dead"
-            counts[outcome] = counts.get(outcome, 0) + 1
-    attempted = ok + failed
-    if attempted:
-        conn.execute(
-            "INSERT INTO webhook_attempts (account_id, delivery_id, n, at, status_code, latency_ms, error, response) "
-            "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::int[], %s::timestamptz[], %s::int[], %s::int[], "
-            "%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
-            ([r.item.account_id for r in attempted], [r.item.id for r in attempted],
-             [r.item.attempts + 1 for r in attempted], [r.at for r in attempted],
-             [r.status_code for r in attempted], [r.latency_ms for r in attempted],
-             [r.error for r in attempted], [r.response for r in attempted]))
+    if failed or expired:
+        _record_failures(conn, failed, expired, counts)
     if failed:
         counts["disabled"] = _disable_failing(conn, failed)
     conn.commit()
-    _observe(attempted, counts)
+    _observe(ok + failed, counts)
     return {k: v for k, v in counts.items() if v}
+
+
+def _record_failures(conn, failed: list[Result], expired: list[Result], counts: dict) -> None:
+    plan = _plan(failed, retry_schedule()) + [("dead", None)] * len(expired)
+    rows = failed + expired
+    conn.execute(
+        "UPDATE webhook_deliveries d SET state = l.state, attempts = attempts + l.n, lease_until = NULL, "
+        "last_status_code = l.code, last_latency_ms = l.latency, last_error = l.error, "
+        "next_attempt_at = CASE WHEN l.state = 'pending' "
+        "THEN coalesce(now() + make_interval(secs => l.delay), 'infinity') ELSE d.next_attempt_at END "
+        "FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::int[], %s::text[], %s::int[], %s::int[]) "
+        "AS l (seq, state, delay, code, error, n, latency) WHERE d.seq = l.seq",
+        ([r.item.seq for r in rows], [p[0] for p in plan], [p[1] for p in plan], [r.status_code for r in rows],
+         [r.error for r in rows], [1] * len(failed) + [0] * len(expired), [r.latency_ms for r in rows]))
+    waiting = [(r, delay) for r, (state, delay) in zip(rows, plan) if state == "pending"]
+    if waiting:   # what follows in the lane waits as long, so the lane keeps its order (and out of claims' sight)
+        conn.execute(
+            "UPDATE webhook_deliveries d SET next_attempt_at = greatest(d.next_attempt_at, "
+            "coalesce(now() + make_interval(secs => l.delay), 'infinity')) "
+            "FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::float8[]) AS l (endpoint_id, lane, seq, delay) "
+            "WHERE d.endpoint_id = l.endpoint_id AND d.lane = l.lane AND d.seq > l.seq AND d.state = 'pending'",
+            ([r.item.endpoint_id for r, _ in waiting], [r.item.lane for r, _ in waiting],
+             [r.item.seq for r, _ in waiting], [d for _, d in waiting]))
+    for state, _ in plan:
+        outcome = "retry" if state == "pending" else "dead"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    if failed:
+        conn.execute(
+            "INSERT INTO webhook_attempts (account_id, delivery_id, n, at, status_code, latency_ms, error, response) "
+            "SELECT d.account_id, d.id, d.attempts, to_timestamp(l.at), l.code, l.latency, l.error, l.response "
+            "FROM unnest(%s::bigint[], %s::float8[], %s::int[], %s::int[], %s::text[], %s::text[]) "
+            "AS l (seq, at, code, latency, error, response) JOIN webhook_deliveries d ON d.seq = l.seq "
+            "ON CONFLICT DO NOTHING",
+            ([r.item.seq for r in failed], [r.at for r in failed], [r.status_code for r in failed],
+             [r.latency_ms for r in failed], [r.error for r in failed], [r.response for r in failed]))
 
 
 def _disable_failing(conn, failed: list[Result]) -> int:
@@ -512,31 +555,66 @@ def _observe(attempted: list[Result], counts: dict) -> None:
 
 # -- the job --------------------------------------------------------------------------------------------------
 
+class _Runner:
+    """One endpoint's threads: its lanes queue for its own connections, so a hanging endpoint stalls only
+    itself. A connection-level failure (timeout, refused) trips it: its queued lanes go back for ``TRIP_S``
+    instead of each waiting out the same timeout."""
+
+    def __init__(self, per_endpoint: int):
+        self.pool = ThreadPoolExecutor(per_endpoint, thread_name_prefix="webhook")
+        self.tripped_until = 0.0
+
+    def run(self, lane: Lane, timeout: float, done: queue.Queue) -> None:
+        try:
+            if time.monotonic() < self.tripped_until:
+                results = [Result(i, "released", release_s=TRIP_S) for i in lane.items]
+            else:
+                results = deliver_lane(lane, timeout)
+                if any(r.outcome == "failed" and r.status_code is None for r in results):
+                    self.tripped_until = time.monotonic() + TRIP_S
+        except Exception as exc:   # a bug here must not strand the lane in flight until its lease runs out
+            log.error("webhook lane failed", extra={"error": type(exc).__name__}, exc_info=True)
+            results = [Result(i, "released", release_s=TRIP_S) for i in lane.items]
+        done.put((lane, results))
+
+
 def drain(max_run_s: float = MAX_RUN_S, idle_exit_s: float = IDLE_EXIT_S) -> dict:
     """Claim, post and record until nothing has been due for ``idle_exit_s`` (or ``max_run_s`` passed: the
-    relay starts another job), with each endpoint's lanes in flight in a pool of threads."""
+    relay starts another job). Claims and records are batched: one transaction each per turn of the loop."""
     timeout = timeout_s()
     per_endpoint = concurrency()
     endpoints = _Endpoints()
+    runners: dict = {}
     done: queue.Queue = queue.Queue()
     lanes_in_flight: dict = {}
     in_flight = 0
     totals: dict = {}
-    started = last_work = time.monotonic()
-    with ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="webhook") as pool:
+    started = last_work = recovered_at = time.monotonic()
+    beat_at = 0.0
+    try:
         while True:
             now = time.monotonic()
             claiming = now - started < max_run_s
+            if now - beat_at >= 1.0:
+                _heartbeat()
+                beat_at = now
             claimed = 0
-            if claiming and in_flight < POOL_SIZE:
+            if claiming:
+                recover = now - recovered_at >= RECOVER_EVERY_S
                 with db.connection() as conn:
-                    for lane in claim(conn, endpoints, lanes_in_flight, per_endpoint):
-                        in_flight += 1
-                        claimed += len(lane.items)
-                        pool.submit(_run_lane, lane, timeout, done)
+                    lanes = claim(conn, endpoints, lanes_in_flight, per_endpoint, recover=recover)
+                if recover:
+                    recovered_at = now
+                for lane in lanes:
+                    runner = runners.get(lane.endpoint_id) or runners.setdefault(lane.endpoint_id,
+                                                                                 _Runner(per_endpoint))
+                    runner.pool.submit(runner.run, lane, timeout, done)
+                    in_flight += 1
+                    claimed += len(lane.items)
             finished = []
             try:
-                finished.append(done.get(timeout=0.005 if claimed else 0.02))
+                finished.append(done.get(timeout=0.002 if claimed else IDLE_POLL_S))
+                time.sleep(0.003)   # let more lanes finish: one transaction records them all
                 while True:
                     finished.append(done.get_nowait())
             except queue.Empty:
@@ -553,15 +631,23 @@ def drain(max_run_s: float = MAX_RUN_S, idle_exit_s: float = IDLE_EXIT_S) -> dic
                 last_work = time.monotonic()
             if in_flight == 0 and (not claiming or time.monotonic() - last_work > idle_exit_s):
                 return totals
+    finally:
+        for runner in runners.values():
+            runner.pool.shutdown(wait=False, cancel_futures=True)
+        _heartbeat(stop=True)
 
 
-def _run_lane(lane: Lane, timeout: float, done: queue.Queue) -> None:
+def _heartbeat(stop: bool = False) -> None:
+    """Tells the relay a delivery job is running (it enqueues another when this stops, a killed worker included);
+    ``stop`` says at once that it has ended, so deliveries made just after wait for no expiry."""
+    from gateway import runtime, webhook_relay
     try:
-        results = deliver_lane(lane, timeout)
-    except Exception as exc:   # a bug here must not strand the lane in flight until its lease runs out
-        log.error("webhook lane failed", extra={"error": type(exc).__name__}, exc_info=True)
-        results = [Result(i, "released") for i in lane.items]
-    done.put((lane, results))
+        if stop:
+            runtime.redis_client().delete(webhook_relay.HEARTBEAT_KEY)
+        else:
+            runtime.redis_client().set(webhook_relay.HEARTBEAT_KEY, "1", ex=webhook_relay.HEARTBEAT_TTL_S)
+    except Exception as exc:   # Redis down: the relay may start a second job, which is safe, only wasteful
+        log.warning("delivery heartbeat not written", extra={"error": type(exc).__name__})
 
 
 def drain_job() -> dict:

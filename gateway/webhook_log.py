@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-_DELIVERY = ("d.id, d.event_id, d.event_type, d.state, d.attempts, "
+_DELIVERY = ("d.id, d.event_id, d.event_type, d.state, d.attempts, d.last_latency_ms, "
              "CASE WHEN d.state = 'pending' AND d.next_attempt_at < 'infinity' THEN d.next_attempt_at END "
              "AS next_attempt_at, d.state = 'pending' AND d.next_attempt_at = 'infinity' AS held, "
              "d.last_status_code, d.last_error, d.replay_of, d.delivered_at, d.created_at, d.seq")
@@ -11,12 +11,21 @@ STATES = ("pending", "delivering", "delivered", "dead")
 REPLAY_MAX = 100_000
 
 
-def _attempts(conn, account_id, ids) -> dict:
-    out: dict = {}
+def _with_attempts(conn, account_id, rows: list[dict]) -> list[dict]:
+    """Each delivery with every attempt: the failed ones from webhook_attempts, the successful one from the
+    delivery's own row (it is kept there to spare the busiest path a second write)."""
+    failed: dict = {}
     for a in conn.execute("SELECT delivery_id, n, at, status_code, latency_ms, error, response FROM webhook_attempts "
                           "WHERE account_id = %s AND delivery_id = ANY (%s::uuid[]) ORDER BY delivery_id, n",
-                          (account_id, list(ids))).fetchall():
-        out.setdefault(a.pop("delivery_id"), []).append(a)
+                          (account_id, [r["id"] for r in rows])).fetchall():
+        failed.setdefault(a.pop("delivery_id"), []).append(a)
+    out = []
+    for r in rows:
+        log = failed.get(r["id"], [])
+        if r["state"] == "delivered":
+            log.append({"n": r["attempts"], "at": r["delivered_at"], "status_code": r["last_status_code"],
+                        "latency_ms": r["last_latency_ms"], "error": None, "response": None})
+        out.append(dict({k: v for k, v in r.items() if k != "last_latency_ms"}, attempt_log=log))
     return out
 
 
@@ -28,8 +37,7 @@ def list_deliveries(conn, *, account_id, endpoint_id, state: str | None = None, 
         "AND (%s::text IS NULL OR d.state = %s) AND (%s::text IS NULL OR d.event_type = %s) "
         "AND (%s::bigint IS NULL OR d.seq < %s) ORDER BY d.seq DESC LIMIT %s",
         (account_id, endpoint_id, state, state, event_type, event_type, before, before, limit)).fetchall()
-    attempts = _attempts(conn, account_id, [r["id"] for r in rows])
-    return [dict(r, attempt_log=attempts.get(r["id"], [])) for r in rows]
+    return _with_attempts(conn, account_id, rows)
 
 
 def get_delivery(conn, *, account_id, endpoint_id, delivery_id) -> dict | None:
@@ -37,7 +45,7 @@ def get_delivery(conn, *, account_id, endpoint_id, delivery_id) -> dict | None:
                        "AND d.id = %s", (account_id, endpoint_id, delivery_id)).fetchone()
     if row is None:
         return None
-    return dict(row, attempt_log=_attempts(conn, account_id, [delivery_id]).get(delivery_id, []))
+    return _with_attempts(conn, account_id, [row])[0]
 
 
 def replay_one(conn, *, account_id, endpoint_id, delivery_id) -> dict | None:
@@ -86,8 +94,9 @@ def replay_since(conn, *, account_id, endpoint_id, since: datetime, until: datet
 
 
 def purge_older_than(conn, *, days: int, batch: int = 5000) -> int:
-    """Finished deliveries (and their attempts) past the events' retention, a batch at a time."""
+    """Finished deliveries (and their attempts) past the events' retention, oldest first, a batch at a time.
+    Walks seq (creation order) rather than keeping an index on age that every delivery would have to update."""
     return conn.execute(
-        "DELETE FROM webhook_deliveries WHERE ctid IN (SELECT ctid FROM webhook_deliveries "
-        "WHERE created_at < now() - make_interval(days => %s) AND state IN ('delivered', 'dead') LIMIT %s)",
-        (days, batch)).rowcount
+        "DELETE FROM webhook_deliveries WHERE seq IN (SELECT seq FROM webhook_deliveries "
+        "WHERE state IN ('delivered', 'dead') ORDER BY seq LIMIT %s) "
+        "AND created_at < now() - make_interval(days => %s)", (batch, days)).rowcount

@@ -24,7 +24,9 @@ CHECK_DUE_S = 0.25
 BATCH = 5000
 DRAIN_JOB_ID = "webhooks_drain"
 DRAIN_FUNC = "gateway.webhook_delivery.drain_job"
-_LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+_QUEUED = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+HEARTBEAT_KEY = "gateway:webhooks:drain-alive"
+HEARTBEAT_TTL_S = 5
 
 _FAN_OUT = """
 WITH cursor AS (SELECT xid, seq FROM webhook_relay WHERE id = 1 FOR UPDATE SKIP LOCKED),
@@ -70,18 +72,22 @@ def relay_all(conn) -> int:
 
 
 def due_exists(conn) -> bool:
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE state = 'pending' "
-                        "AND next_attempt_at <= now()) OR EXISTS (SELECT 1 FROM webhook_deliveries "
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.enabled AND EXISTS ("
+                        "SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = w.id AND d.state = 'pending' "
+                        "AND d.next_attempt_at <= now())) OR EXISTS (SELECT 1 FROM webhook_deliveries "
                         "WHERE state = 'delivering' AND lease_until < now()) AS due").fetchone()["due"]
 
 
 def ensure_drain() -> bool:
-    """Enqueue the delivery job unless one is queued or running; False when Redis is unreachable."""
+    """Enqueue the delivery job unless one is queued or alive; False when Redis is unreachable. A job counts
+    as alive by its heartbeat, not by RQ's status: a worker killed mid-job leaves it 'started' for good."""
     conn_redis = runtime.redis_client()
     try:
+        if conn_redis.exists(HEARTBEAT_KEY):
+            return True
         job = Job.fetch_many([DRAIN_JOB_ID], connection=conn_redis)[0]
         if job is not None:
-            if job.get_status(refresh=False) in _LIVE:
+            if job.get_status(refresh=False) in _QUEUED:
                 return True
             job.delete()
         jobs.queue("webhooks").enqueue(DRAIN_FUNC, job_id=DRAIN_JOB_ID, job_timeout=600, result_ttl=60,

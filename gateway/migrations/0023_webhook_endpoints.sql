@@ -41,6 +41,7 @@ CREATE TABLE webhook_deliveries (
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     lease_until     timestamptz,
     last_status_code int,
+    last_latency_ms int,
     last_error      text,
     replay_of       uuid,
     committed_at    timestamptz,                  -- when the event's transaction was seen committed
@@ -51,13 +52,15 @@ CREATE TABLE webhook_deliveries (
 );
 -- Claims read each endpoint's due deliveries on their own (a stuck endpoint's backlog never hides another's).
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint_id, next_attempt_at, seq) WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_next ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_lane ON webhook_deliveries (endpoint_id, lane, seq)
     WHERE state IN ('pending', 'delivering');
+-- Workers name deliveries by seq (one bigint instead of two uuids) when they claim and record them.
+CREATE UNIQUE INDEX webhook_deliveries_seq ON webhook_deliveries (seq);
 CREATE INDEX webhook_deliveries_log ON webhook_deliveries (account_id, endpoint_id, seq DESC);
 CREATE INDEX webhook_deliveries_leased ON webhook_deliveries (lease_until) WHERE state = 'delivering';
-CREATE INDEX webhook_deliveries_age ON webhook_deliveries (created_at);
 
+-- Failed attempts; a delivery that succeeded keeps its successful attempt in its own row (delivered_at,
+-- last_status_code, last_latency_ms), which spares the busiest path a second write.
 CREATE TABLE webhook_attempts (
     account_id   uuid NOT NULL,
     delivery_id  uuid NOT NULL,

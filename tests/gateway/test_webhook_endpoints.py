@@ -332,3 +332,84 @@ def test_another_accounts_delivery_cannot_be_read_or_replayed(tenant, make_tenan
     with db.connection() as conn:
         conn.execute("DELETE FROM webhook_endpoints WHERE account_id = %s", (other.id,))
         conn.commit()
+
+
+# -- end to end: a customer writes, the CRM hears it, through the real sweeper and delivery worker ------------
+
+def _process(*args, env_extra=None):
+    import os
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], env={**os.environ, **(env_extra or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(procs, sig=None):
+    import os
+    import signal
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, sig or signal.SIGTERM)
+    for p in procs:
+        p.wait(20)
+
+
+def test_a_customers_message_reaches_the_crm_signed_with_its_content(client, hooks):
+    from tests.gateway.test_keywords import _wa
+    from tests.webhooks.conftest import make_inbox
+    inbox = make_inbox(client)
+    rx = hooks.receiver()
+    r = inbox.api("POST", "/v1/webhook-endpoints", json={"url": rx.url, "event_types": ["message.received"]})
+    secret = r.json["secret"]
+    quiet = inbox.api("POST", "/v1/webhook-endpoints", json={"url": rx.url, "event_types": ["message.received"],
+                                                              "include_content": False}).json
+    ch = inbox.channel("whatsapp")
+    procs = [_process("sweeper", env_extra={"GATEWAY_SWEEP_INTERVAL": "0.5"}), _process("worker", "webhooks")]
+    try:
+        _wa(inbox, ch, "¿Tenéis la talla 42?", phone="34600111222")
+        hits = rx.wait_for(2, timeout=20)
+    finally:
+        _stop(procs)
+        with db.connection() as conn:
+            conn.execute("DELETE FROM webhook_endpoints WHERE account_id = %s", (inbox.account_id,))
+    with_content = [h for h in hits if "content" in h.json]
+    assert len(with_content) == 1 and len(hits) == 2
+    payload = Webhook(secret).verify(with_content[0].body, with_content[0].headers)
+    assert payload["type"] == "message.received" and payload["content"]["text"] == "¿Tenéis la talla 42?"
+    assert payload["content"]["direction"] == "inbound"
+    thread = inbox.threads()[0]
+    assert payload["data"]["thread_id"] == thread["id"] and payload["data"]["channel_id"] == ch["id"]
+    bare = [h for h in hits if "content" not in h.json][0]
+    assert "34600111222" not in bare.body.decode() and "talla" not in bare.body.decode()
+    assert quiet["include_content"] is False
+
+
+def test_a_worker_killed_mid_delivery_leaves_nothing_undelivered(tenant, hooks, monkeypatch):
+    import signal
+    monkeypatch.setenv("GATEWAY_WEBHOOK_TIMEOUT_S", "1")
+    rx = hooks.receiver(lambda hit, n: (200, {}, 0.02))
+    hooks.endpoint(rx)
+    sent = set(emit(tenant.id, [uuid.uuid4() for _ in range(20)], n_each=10))
+    env = {"GATEWAY_SWEEP_INTERVAL": "0.5", "GATEWAY_WEBHOOK_TIMEOUT_S": "1"}
+    procs = [_process("sweeper", env_extra=env), _process("worker", "webhooks", env_extra=env)]
+    try:
+        rx.wait_for(20, timeout=20)
+        _stop(procs[1:], signal.SIGKILL)            # mid-batch: some deliveries stay 'delivering'
+        with db.connection() as conn:                # their lease is a timeout per delivery plus a minute
+            conn.execute("UPDATE webhook_deliveries SET lease_until = now() WHERE state = 'delivering' "
+                         "AND account_id = %s", (tenant.id,))
+        procs.append(_process("worker", "webhooks", env_extra=env))
+        deadline = time.monotonic() + 30
+        while {b["id"] for b in rx.bodies()} != sent:
+            assert time.monotonic() < deadline, f"{len(sent - {b['id'] for b in rx.bodies()})} never arrived"
+            time.sleep(0.1)
+    finally:
+        _stop(procs)
+    order: dict = {}
+    seen = set()
+    for b in rx.bodies():             # at least once; each thread's first arrivals in order
+        if b["id"] in seen:
+            continue
+        seen.add(b["id"])
+        order.setdefault(b["data"]["thread_id"], []).append(b["data"]["n"])
+    assert all(ns == sorted(ns) for ns in order.values())

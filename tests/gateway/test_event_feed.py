@@ -74,3 +74,23 @@ def test_events_past_the_retention_are_dropped(client):
                      "AND data ->> 'old' = 'true'", (inbox.account_id,))
     assert sweeper.sweep_once(grace_s=0)["expired_events"] >= 1
     assert [e["data"]["old"] for e in _drain(inbox)[0]] == [False]
+
+
+def test_the_cursor_holds_across_a_restart_of_the_app_and_its_connections(client):
+    """A cursor is the (transaction, sequence) of the last event read: nothing kept in a process, so a consumer
+    resumes after a restart exactly where it stopped, neither skipping nor repeating."""
+    from gateway.app import create_app
+    inbox = make_inbox(client)
+    with db.connection() as conn:
+        for i in range(3):
+            events.emit(conn, inbox.account_id, "contact.updated", {"i": i})
+    first, cursor = _drain(inbox)
+    db.close()                                   # every pooled connection gone, as after a restart
+    from gateway import runtime
+    runtime.init()
+    inbox.client = create_app().test_client()    # a new app instance
+    with db.connection() as conn:
+        for i in range(3, 5):
+            events.emit(conn, inbox.account_id, "contact.updated", {"i": i})
+    rest, _ = _drain(inbox, after=cursor)
+    assert [e["data"]["i"] for e in first] == [0, 1, 2] and [e["data"]["i"] for e in rest] == [3, 4]

@@ -413,3 +413,22 @@ def test_a_worker_killed_mid_delivery_leaves_nothing_undelivered(tenant, hooks, 
         seen.add(b["id"])
         order.setdefault(b["data"]["thread_id"], []).append(b["data"]["n"])
     assert all(ns == sorted(ns) for ns in order.values())
+
+
+def test_finished_deliveries_go_with_the_events_retention(tenant, hooks):
+    from gateway import webhook_log
+    rx = hooks.receiver()
+    ep = hooks.endpoint(rx)
+    emit(tenant.id, [uuid.uuid4()], n_each=3)
+    deliver()
+    with db.connection() as conn:
+        conn.execute("UPDATE webhook_deliveries SET created_at = now() - interval '31 days' WHERE account_id = %s "
+                     "AND seq = (SELECT min(seq) FROM webhook_deliveries WHERE account_id = %s)", (tenant.id, tenant.id))
+        conn.execute("INSERT INTO webhook_deliveries (account_id, id, endpoint_id, event_id, event_type, lane, "
+                     "created_at, next_attempt_at) VALUES (%s, gen_random_uuid(), %s, gen_random_uuid(), %s, "
+                     "gen_random_uuid(), now() - interval '40 days', 'infinity')", (tenant.id, ep["id"], THREAD_EVENT))
+        conn.commit()
+        assert webhook_log.purge_older_than(conn, days=30) == 1      # the old delivered one; a pending one stays
+        conn.commit()
+    states = sorted(d["state"] for d in _deliveries(tenant, ep["id"]))
+    assert states == ["delivered", "delivered", "pending"]

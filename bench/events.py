@@ -162,6 +162,31 @@ def produce(account_id, rate: float, seconds: float, n_threads: int, per_tx: int
     return sum(counts)
 
 
+def _cpu_s(pids) -> float:
+    """User + system CPU seconds of these processes so far (from /proc; 0 for any already gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def _postgres_pids() -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"postgres" in (d / "cmdline").read_bytes()[:200]:
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
 def _spawn(args: list[str], env: dict, logs: Path, name: str) -> subprocess.Popen:
     out = open(logs / f"{name}.log", "w")
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], env=env, stdout=out, stderr=out,
@@ -208,6 +233,10 @@ def main() -> None:
             log(f"(b) gateway: {args.rate:,.0f} events/s for {seconds:g} s, {args.per_tx} a transaction, "
                 f"over {args.threads:,} threads")
             commits: dict = {}
+            groups = {"worker": [procs[1].pid], "sweeper": [procs[0].pid], "receiver": [rx.proc.pid],
+                      "postgres": _postgres_pids()}
+            cpu_before = {k: _cpu_s(v) for k, v in groups.items()}
+            self_before = time.process_time()
             first = time.time()
             produced = produce(account["id"], args.rate, seconds, args.threads, args.per_tx, commits)
             deadline = time.monotonic() + 60
@@ -219,6 +248,9 @@ def main() -> None:
                 if made >= produced and left == 0:
                     break
                 time.sleep(0.2)
+            groups["postgres"] = _postgres_pids()
+            cpu = {k: _cpu_s(v) - cpu_before.get(k, 0) for k, v in groups.items()}
+            cpu["producer"] = time.process_time() - self_before
         finally:
             for p in procs:
                 os.killpg(p.pid, signal.SIGTERM)
@@ -239,6 +271,7 @@ def main() -> None:
         def pct(p):
             return round(delays[min(len(delays) - 1, int(p * len(delays)))], 1) if delays else None
 
+        log("    CPU ms per event: " + ", ".join(f"{k} {v * 1000 / max(produced, 1):.3f}" for k, v in cpu.items()))
         log(f"    delivered {delivered:,} of {produced:,} ({len(arrivals) - len(seen)} duplicates); "
             f"{events_per_s:,.0f} events/s; delay p50 {pct(0.5)} ms, p99 {pct(0.99)} ms")
         print(json.dumps({"events_per_s": round(events_per_s), "delivery_p99_ms": pct(0.99),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from gateway import db, keystore, messages, webhook_endpoints
+from gateway import db, keystore, messages, webhook_endpoints, webhook_http
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -170,6 +169,11 @@ FROM took LEFT JOIN events e ON e.account_id = took.account_id AND e.id = took.e
 """
 
 
+# Claims and outcomes commit without waiting for the disk. Delivery is at least once: a crash that takes back
+# a 'delivering' or 'delivered' mark makes the delivery go again, which receivers absorb by its webhook-id.
+_NO_FLUSH = "SET LOCAL synchronous_commit = off"
+
+
 def _csv(values) -> str:
     return ",".join(map(str, values))
 
@@ -217,6 +221,7 @@ def lane_cap(endpoint: dict, per_endpoint: int) -> int:
 def claim(conn, endpoints: _Endpoints, in_flight: dict, per_endpoint: int, recover: bool = True) -> list[Lane]:
     """Due deliveries whose lanes are free, marked in flight, with their bodies built. Commits.
     ``in_flight`` counts this process's claimed lanes per endpoint; claimed lanes are added to it."""
+    conn.execute(_NO_FLUSH)
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
     if recover:   # a worker that died mid-post: its deliveries are owed again once their lease ran out
         conn.execute("UPDATE webhook_deliveries SET state = 'pending', lease_until = NULL "
@@ -307,29 +312,17 @@ def _contents(conn, items: dict, taken: list[dict], info: dict) -> dict:
 _local = threading.local()
 
 
-def _connection(parts, timeout: float, fresh: bool = False):
-    """This thread's kept-alive connection to the endpoint's host (a new one when ``fresh``); and whether
-    it was used before, since only then may a closed connection be retried at once."""
-    pool = getattr(_local, "conns", None)
-    if pool is None:
-        pool = _local.conns = {}
-    key = (parts.scheme, parts.hostname, parts.port)
-    conn = None if fresh else pool.get(key)
-    if conn is not None:
-        return conn, True
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
-                                           context=ssl.create_default_context())
-    else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    pool[key] = conn
-    return conn, False
-
-
-def _drop(parts) -> None:
-    conn = getattr(_local, "conns", {}).pop((parts.scheme, parts.hostname, parts.port), None)
-    if conn is not None:
-        conn.close()
+def _connection(url: str, timeout: float) -> tuple[webhook_http.Connection, str]:
+    """This thread's kept-alive connection to the endpoint's host, and the request target."""
+    conns = getattr(_local, "conns", None)
+    if conns is None:
+        conns = _local.conns = {}
+    found = conns.get(url)
+    if found is None or found[0].timeout != timeout:
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        found = conns[url] = (webhook_http.Connection(parts.scheme, parts.hostname, parts.port, timeout), target)
+    return found
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -346,46 +339,34 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def post(url: str, secrets: list, item: Item, timeout: float) -> Result:
-    parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    conn, target = _connection(url, timeout)
     stamp = int(time.time())
-    msg_id = item.event_id
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "webhook-id": msg_id,
-               "webhook-timestamp": str(stamp), "webhook-signature": sign(secrets, msg_id, stamp, item.body)}
+    headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT), ("webhook-id", item.event_id),
+               ("webhook-timestamp", str(stamp)), ("webhook-signature", sign(secrets, item.event_id, stamp, item.body))]
     at = time.time()
     started = time.perf_counter()
     for attempt in (0, 1):
-        conn, reused = _connection(parts, timeout, fresh=attempt == 1)
+        reused = conn.used and conn.sock is not None
         try:
-            conn.request("POST", path, body=item.body, headers=headers)
-            resp = conn.getresponse()
-            kept = resp.read(RESPONSE_KEPT)
-            if not resp.isclosed():
-                rest = resp.read(65536)
-                if not resp.isclosed() or len(rest) >= 65536:
-                    _drop(parts)
-            if resp.getheader("Connection", "").lower() == "close":
-                _drop(parts)
-            latency = int((time.perf_counter() - started) * 1000)
-            ok = 200 <= resp.status < 300
-            return Result(item, "delivered" if ok else "failed", resp.status, latency,
-                          None if ok else f"the endpoint answered {resp.status} {resp.reason}".strip(),
-                          kept.decode("utf-8", "replace") or None,
-                          _retry_after(resp.getheader("Retry-After")) if resp.status in (429, 503) else None, at)
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
-            _drop(parts)
+            resp = conn.post(target, headers, item.body)
+        except (webhook_http.Closed, ConnectionResetError, BrokenPipeError) as exc:
             if reused and attempt == 0:
                 continue   # a kept-alive connection the server had closed: once more on a new one
-            return _failure(item, started, at, f"the connection was closed: {type(exc).__name__}")
+            return _failure(item, started, at, f"the connection was closed: {exc}")
         except (socket.timeout, TimeoutError):
-            _drop(parts)
             return _failure(item, started, at, f"no answer within {timeout:g} s (GATEWAY_WEBHOOK_TIMEOUT_S)")
         except ssl.SSLError as exc:
-            _drop(parts)
             return _failure(item, started, at, f"TLS failed: {exc.reason or type(exc).__name__}")
-        except (OSError, http.client.HTTPException) as exc:
-            _drop(parts)
+        except webhook_http.NotHTTP as exc:
+            return _failure(item, started, at, f"the answer is not HTTP: {exc}")
+        except OSError as exc:
             return _failure(item, started, at, _describe(exc))
+        latency = int((time.perf_counter() - started) * 1000)
+        ok = 200 <= resp.status < 300
+        retry_after = _retry_after(resp.headers.get("retry-after")) if resp.status in (429, 503) else None
+        return Result(item, "delivered" if ok else "failed", resp.status, latency,
+                      None if ok else f"the endpoint answered {resp.status} {resp.reason}".strip(),
+                      resp.body.decode("utf-8", "replace") or None, retry_after, at)
     raise AssertionError("unreachable")
 
 
@@ -457,6 +438,7 @@ def record(conn, results: list[Result]) -> dict:
     by = {k: [r for r in results if r.outcome == k] for k in ("delivered", "failed", "expired", "released")}
     ok, failed, expired, released = by["delivered"], by["failed"], by["expired"], by["released"]
     counts: dict = {}
+    conn.execute(_NO_FLUSH)
     if released:   # first: the failures below push what follows them in their lane, these included
         conn.execute("UPDATE webhook_deliveries d SET state = 'pending', lease_until = NULL, next_attempt_at = "
                      "greatest(d.next_attempt_at, now() + make_interval(secs => l.delay)) "

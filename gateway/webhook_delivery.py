@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from gateway import db, keystore, messages, webhook_endpoints, webhook_http
+from gateway import db, keystore, messages, metrics, webhook_endpoints, webhook_http
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -518,21 +518,13 @@ def _disable_failing(conn, failed: list[Result]) -> int:
 
 
 def _observe(attempted: list[Result], counts: dict) -> None:
-    try:
-        from gateway import metrics
-    except ImportError:
-        return
-    deliveries = getattr(metrics, "EVENT_DELIVERIES", None)
-    seconds = getattr(metrics, "EVENT_DELIVERY_SECONDS", None)
-    if deliveries is not None:
-        for outcome, n in counts.items():
-            deliveries.labels(outcome).inc(n)
-        timeouts = sum(1 for r in attempted if r.error and r.error.startswith("no answer within"))
-        if timeouts:
-            deliveries.labels("timeout").inc(timeouts)
-    if seconds is not None:
-        for r in attempted:
-            seconds.observe(r.latency_ms / 1000)
+    for outcome, n in counts.items():
+        metrics.EVENT_DELIVERIES.labels(outcome).inc(n)
+    timeouts = sum(1 for r in attempted if r.error and r.error.startswith("no answer within"))
+    if timeouts:
+        metrics.EVENT_DELIVERIES.labels("timeout").inc(timeouts)
+    for r in attempted:
+        metrics.EVENT_DELIVERY_SECONDS.observe(r.latency_ms / 1000)
 
 
 # -- the job --------------------------------------------------------------------------------------------------

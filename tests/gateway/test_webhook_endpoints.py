@@ -432,3 +432,21 @@ def test_finished_deliveries_go_with_the_events_retention(tenant, hooks):
         conn.commit()
     states = sorted(d["state"] for d in _deliveries(tenant, ep["id"]))
     assert states == ["delivered", "delivered", "pending"]
+
+
+def test_deliveries_are_counted_in_the_metrics(tenant, hooks):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def delivered() -> dict:
+        text = tenant.client.get("/metrics").get_data(as_text=True)
+        return {s.labels["outcome"]: s.value for f in text_string_to_metric_families(text)
+                if f.name == "gateway_event_deliveries" for s in f.samples if s.name.endswith("_total")}
+
+    before = delivered()
+    rx = hooks.receiver(lambda hit, n: (500 if n == 0 else 200, {}, 0))
+    hooks.endpoint(rx)
+    emit(tenant.id, [uuid.uuid4()])
+    deliver()
+    after = delivered()
+    assert after.get("delivered", 0) - before.get("delivered", 0) == 1
+    assert after.get("retry", 0) - before.get("retry", 0) == 1

@@ -823,7 +823,8 @@ def keys_rotate(batch):
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--fork", is_flag=True, help="Run each job in a forked child (slower, isolates crashes).")
 def worker(queues, burst, fork):
-    """Run an RQ worker on the inbound, send and default queues (or those named)."""
+    """Run an RQ worker on the inbound, send and default queues (or those named, e.g. webhooks)."""
+    _metrics_dir()   # before the imports below make the metrics, and with them their files
     from gateway import jobs
     from gateway import worker as w
     for q in queues:
@@ -837,6 +838,7 @@ def worker(queues, burst, fork):
 @click.option("--once", is_flag=True, help="Sweep once and exit.")
 def sweeper(once):
     """Re-enqueue work PostgreSQL says is pending but Redis does not hold."""
+    _metrics_dir()
     from gateway import sweeper as s
     settings = _init()
     if once:
@@ -852,7 +854,16 @@ def sweeper(once):
 def web(port, host, workers):
     """Run the web app under gunicorn (what the Procfile's web process runs)."""
     _settings()
+    _metrics_dir()
     os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *gunicorn_args(host, port, workers)])
+
+
+def _metrics_dir() -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set (the Procfile, `gateway up`), make sure the folder exists and drop
+    what processes gone since left in it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from gateway.multiproc import prepare_dir
+        prepare_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"], wipe=False)
 
 
 def gunicorn_args(host: str, port: int, workers: int = 2) -> list[str]:
@@ -860,7 +871,7 @@ def gunicorn_args(host: str, port: int, workers: int = 2) -> list[str]:
     threads = os.environ.get("GATEWAY_WEB_THREADS", "16")
     return ["gateway.wsgi:app", "--bind", f"{host}:{port}", "--workers", str(workers),
             "--worker-class", "gthread", "--threads", threads, "--graceful-timeout", "10",
-            "--log-level", "warning"]
+            "--log-level", "warning", "--config", "python:gateway.multiproc"]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ per mistake.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,6 +38,8 @@ class Settings:
     assistant_llm_model: str | None = None
     assistant_llm_key: str | None = None
     assistant_llm_timeout_s: float = 8.0
+    # Bearer token for GET /metrics; unset, only loopback clients may scrape.
+    metrics_token: str | None = field(default=None, repr=False)
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
@@ -121,6 +123,12 @@ def load_settings(env: dict | None = None) -> Settings:
             problems.append("GATEWAY_ASSISTANT_LLM_MODEL is not set (needed with GATEWAY_ASSISTANT_LLM_URL); "
                             "e.g. GATEWAY_ASSISTANT_LLM_MODEL=llama3.1:8b")
 
+    metrics_token = env.get("GATEWAY_METRICS_TOKEN") or None
+    if metrics_token is not None and (len(metrics_token) < 16 or any(ch.isspace() for ch in metrics_token)):
+        problems.append("GATEWAY_METRICS_TOKEN must be at least 16 characters without spaces; e.g. "
+                        "GATEWAY_METRICS_TOKEN=$(python -c 'import secrets;print(secrets.token_urlsafe(32))')")
+        metrics_token = None
+
     settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -139,6 +147,7 @@ def load_settings(env: dict | None = None) -> Settings:
         assistant_llm_key=env.get("GATEWAY_ASSISTANT_LLM_KEY") or None,
         assistant_llm_timeout_s=_number(env, "GATEWAY_ASSISTANT_LLM_TIMEOUT_S", 8.0, 0.1, 120.0, problems, float,
                                         "a number of seconds"),
+        metrics_token=metrics_token,
     )
     if not problems:
         # Parse the keyring now so a malformed key is a start-up error, not a 500 later.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from gateway import runtime
+from gateway import metrics, runtime
 
 _SCRIPT = """
 local key, rate, burst, now, want = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -54,19 +54,35 @@ def try_take_each(keys: list[str], rate: float, burst: float) -> list[float]:
     now = _now()
     for key in keys:
         pipe.evalsha(sha, 1, f"ratelimit:{key}", rate, max(1.0, burst), now, 1)
-    return [float(w) for w in pipe.execute()]
+    waits = [float(w) for w in pipe.execute()]
+    held = sum(1 for w in waits if w > 0)
+    if held:
+        metrics.RATELIMIT_DEFERRED.labels(_limiter(keys[0])).inc(held)
+    return waits
+
+
+def _limiter(key: str) -> str:
+    """The bucket's kind as a metric label ("channel", "pair"): keys go on to name ids, which labels must not."""
+    kind, sep, _ = key.partition(":")
+    return kind if sep else "other"
 
 
 def take(key: str, rate: float, burst: float | None = None, tokens: float = 1.0, max_wait_s: float = 30.0) -> bool:
     """Block until the tokens are taken (True) or waiting would exceed max_wait_s (False)."""
     deadline = time.monotonic() + max_wait_s
+    waited = 0.0
     while True:
         wait = try_take(key, rate, burst, tokens)
         if wait <= 0:
+            if waited:
+                metrics.RATELIMIT_WAIT_SECONDS.labels(_limiter(key)).observe(waited)
             return True
         if time.monotonic() + wait > deadline:
+            metrics.RATELIMIT_DEFERRED.labels(_limiter(key)).inc()
             return False
+        started = time.monotonic()
         time.sleep(wait)
+        waited += time.monotonic() - started
 
 
 class Permit:

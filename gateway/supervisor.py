@@ -2,7 +2,7 @@
 
 It starts embedded PostgreSQL and Valkey when DATABASE_URL / REDIS_URL are
 unset, makes a keyring on first run, migrates, creates a demo account, then
-supervises gunicorn, an RQ worker and the sweeper. Ctrl-C (or SIGTERM) stops
+supervises gunicorn, an RQ worker, an RQ worker for event webhooks and the sweeper. Ctrl-C (or SIGTERM) stops
 the children first and the embedded servers last, so nothing is orphaned.
 """
 from __future__ import annotations
@@ -105,9 +105,15 @@ def run_up(port: int | None = None, host: str | None = None, data_dir: str | Non
         sandbox_port = 8100 if _port_free("127.0.0.1", 8100) else _free_port("127.0.0.1")
         sandbox = _ensure_sandbox(settings, data, base_url, f"http://127.0.0.1:{sandbox_port}")
         env["GATEWAY_SANDBOX_APP_SECRET"] = sandbox["app_secret"]
+        # Every process writes its metrics here and a scrape of the web app adds them up; counts from an
+        # earlier run would be summed in too, so the folder starts empty.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data / "metrics"))
+        from gateway.multiproc import prepare_dir
+        prepare_dir(env["PROMETHEUS_MULTIPROC_DIR"], wipe=True)
         py = sys.executable
         for cmd in ([py, "-m", "gunicorn", *gunicorn_args(host, port)],
                     [py, "-m", "gateway.cli", "worker"],
+                    [py, "-m", "gateway.cli", "worker", "webhooks"],
                     [py, "-m", "gateway.cli", "sweeper"],
                     [py, "-m", "gateway.cli", "sandbox", "serve", "--port", str(sandbox_port), "--gateway-url",
                      base_url, "--data-dir", str(data)]):

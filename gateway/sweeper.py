@@ -1,5 +1,6 @@
 """The sweeper: re-enqueue work PostgreSQL says is pending but Redis does not hold; it also runs the
-campaign feeder (gateway/campaigns/feeder.py) on a thread of its own.
+campaign feeder (gateway/campaigns/feeder.py) and the event webhook relay (gateway/webhook_relay.py) on threads
+of their own.
 
 Redis may be flushed or restarted without persistence at any time (DESIGN
 invariant 2). Each kind of pending work registers a Sweep: a query for rows
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import redis
 from rq.job import Job, JobStatus
 
-from gateway import db, events, inbound, jobs, media, retention, runtime, thread_status, uploads
+from gateway import db, events, inbound, jobs, media, metrics, retention, runtime, thread_status, uploads, webhook_log
 
 log = logging.getLogger("gateway.sweeper")
 MAX_ATTEMPTS = 10
@@ -101,6 +102,7 @@ def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
         counts[sweep.kind] = n
         if n:
             log.info("re-enqueued pending work", extra={"kind": sweep.kind, "count": n})
+            metrics.SWEEPER_REENQUEUED.labels(sweep.kind).inc(n)
     # Uploads past their 30 days are deleted here: nothing may send them any more.
     with db.connection() as conn:
         counts["expired_uploads"] = uploads.purge_expired(conn, batch_size=batch)
@@ -108,6 +110,8 @@ def sweep_once(grace_s: float = 10.0, batch: int = 1000) -> dict[str, int]:
         counts["woken_threads"] = thread_status.wake_snoozed(conn, limit=batch)
     with db.connection() as conn:
         counts["expired_events"] = events.purge_older_than(conn, days=EVENTS_RETENTION_DAYS, batch=batch)
+    with db.connection() as conn:
+        counts["expired_deliveries"] = webhook_log.purge_older_than(conn, days=EVENTS_RETENTION_DAYS, batch=batch)
     return counts
 
 
@@ -133,6 +137,8 @@ def run_forever(interval_s: float) -> None:
     # Campaigns are fed from here too: a steady clock beside the re-enqueueing, with no job of its own to lose.
     from gateway.campaigns import feeder
     feeder_stop = feeder.start_thread()
+    from gateway import webhook_relay
+    relay_stop = webhook_relay.start_thread()
     retention_at = time.monotonic()
     while not stopping:
         try:
@@ -153,4 +159,5 @@ def run_forever(interval_s: float) -> None:
         while not stopping and time.monotonic() < deadline:
             time.sleep(min(0.2, interval_s))
     feeder_stop.set()
+    relay_stop.set()
     log.info("sweeper stopped")

@@ -22,7 +22,7 @@ import uuid
 
 from flask import Blueprint, Response, request
 
-from gateway import channels, db, inbound, runtime
+from gateway import channels, db, inbound, metrics, runtime
 from gateway.group_commit import CommitTimeout
 from gateway.problems import Problem, problem_document
 from gateway.providers import BadRequest
@@ -83,13 +83,14 @@ def intake(found, raw: bytes, headers: dict, url: str) -> tuple[str, str]:
     event = inbound.prepare(account_id=channel.account_id, channel_id=channel.channel_id, provider=found.name,
                             dedupe_key=found.dedupe_key(raw, headers), raw=raw)
     try:
-        inbound.store(event)
+        _, created = inbound.store(event)
     except CommitTimeout:
         raise Problem(503, "Service Unavailable", "the event could not be stored in time; retry shortly",
                       slug="store-timeout", headers={"Retry-After": "5"}) from None
     except db.DatabaseUnavailable:
         raise Problem(503, "Service Unavailable", "the database is unreachable; retry shortly",
                       slug="database-unavailable", headers={"Retry-After": "5"}) from None
+    metrics.WEBHOOKS.labels(found.name, "accepted" if created else "duplicate").inc()
     return getattr(found, "ack", ("", "text/plain"))
 
 
@@ -133,6 +134,8 @@ class Receiver:
         headers = [("Content-Type", ctype), ("Content-Length", str(len(body))), ("X-Request-Id", request_id),
                    *extra.items()]
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        if status == 200:
+            metrics.INGEST_SECONDS.labels(path[len(PREFIX):]).observe(time.perf_counter() - started)
         if log.isEnabledFor(logging.INFO):
             log.info("request", extra={"method": "POST", "path": path, "status": status,
                                        "ms": round((time.perf_counter() - started) * 1000, 2)})
@@ -158,11 +161,15 @@ class Receiver:
             text, ctype = intake(found, raw, _headers(environ), url)
             return 200, text.encode(), ctype, {}
         except Problem as exc:
+            # The provider label is a name the registry knows: the path is the caller's to choose.
+            metrics.WEBHOOKS.labels(name if name in registry.PROVIDERS else "unknown",
+                                    exc.slug.replace("-", "_")).inc()
             doc = problem_document(exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
                                    request_id=request_id, extra=exc.extra)
             return exc.status, json.dumps(doc).encode(), "application/problem+json", exc.headers
         except Exception:
             log.error("unhandled error in the webhook receiver", exc_info=True)
+            metrics.WEBHOOKS.labels(name if name in registry.PROVIDERS else "unknown", "internal_error").inc()
             doc = problem_document(500, "Internal Server Error", "something went wrong on our side; quote the "
                                    "request_id when reporting it", slug="internal-error", request_id=request_id)
             return 500, json.dumps(doc).encode(), "application/problem+json", {}

@@ -28,7 +28,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from gateway import db, events, outbound, send_gate
+from gateway import db, events, metrics, outbound, send_gate
 from gateway.campaigns import audience, prepare, store
 from gateway.campaigns import spec as campaign_spec
 
@@ -173,6 +173,9 @@ def _record(conn, account_id, cid, queued, skips, deferred, now) -> None:
             "UPDATE campaign_recipients r SET defer_until = q.u FROM unnest(%s::uuid[], %s::timestamptz[]) AS q(c, u) "
             "WHERE r.account_id = %s AND r.campaign_id = %s AND r.contact_id = q.c",
             ([d[0] for d in deferred], [d[1] for d in deferred], account_id, cid))
+    for result, rows in (("queued", queued), ("skipped", skips), ("deferred", deferred)):
+        if rows:
+            metrics.CAMPAIGN_FED.labels(result).inc(len(rows))
 
 
 def _wait(conn, account_id, c, waiting: str | None) -> None:

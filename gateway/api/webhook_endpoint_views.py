@@ -180,33 +180,28 @@ def _delivery_view(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "seq"}
 
 
-def _delivery_id(value: str):
-    return parse_uuid(value, "delivery")
-
-
-@bp.get("/webhook-endpoints/<endpoint_id>/deliveries/<delivery_id>")
-@api(scope=SCOPE)
-def get_webhook_delivery(conn, principal, endpoint_id, delivery_id):
+def _on_delivery(conn, principal, endpoint_id: str, delivery_id: str, action) -> dict:
+    """``action`` (get_delivery or replay_one) on a delivery of this endpoint and account; 404 for any other."""
     row = _endpoint(conn, principal, endpoint_id)
-    found = webhook_log.get_delivery(conn, account_id=principal.account_id, endpoint_id=row["id"],
-                                     delivery_id=_delivery_id(delivery_id))
+    found = action(conn, account_id=principal.account_id, endpoint_id=row["id"],
+                   delivery_id=parse_uuid(delivery_id, "delivery"))
     if found is None:
         raise Problem(404, "Not Found", f"no delivery {delivery_id} of this endpoint in this account",
                       slug="delivery-not-found")
     return _delivery_view(found)
 
 
+@bp.get("/webhook-endpoints/<endpoint_id>/deliveries/<delivery_id>")
+@api(scope=SCOPE)
+def get_webhook_delivery(conn, principal, endpoint_id, delivery_id):
+    return _on_delivery(conn, principal, endpoint_id, delivery_id, webhook_log.get_delivery)
+
+
 @bp.post("/webhook-endpoints/<endpoint_id>/deliveries/<delivery_id>/replay")
 @api(scope=SCOPE)
 def replay_webhook_delivery(conn, principal, endpoint_id, delivery_id):
     """202 with the new delivery: the same event (same ``webhook-id``) sent again."""
-    row = _endpoint(conn, principal, endpoint_id)
-    made = webhook_log.replay_one(conn, account_id=principal.account_id, endpoint_id=row["id"],
-                                  delivery_id=_delivery_id(delivery_id))
-    if made is None:
-        raise Problem(404, "Not Found", f"no delivery {delivery_id} of this endpoint in this account",
-                      slug="delivery-not-found")
-    return _delivery_view(made), 202
+    return _on_delivery(conn, principal, endpoint_id, delivery_id, webhook_log.replay_one), 202
 
 
 @bp.post("/webhook-endpoints/<endpoint_id>/replay")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
+import psycopg
 import redis
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -31,6 +32,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(links_bp)
     app.register_blueprint(webhooks_bp)
+    from gateway.api.openapi import bp as openapi_bp
+    app.register_blueprint(openapi_bp)   # GET /openapi.json and /docs
+    from gateway import metrics
+    metrics.register(app)
     app.wsgi_app = Receiver(app.wsgi_app)   # POST /webhooks/* answered before Flask's request machinery
 
     def _body_limit() -> int:
@@ -52,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.after_request
     def _finish(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
-        if log.isEnabledFor(logging.INFO) and request.path not in ("/healthz", "/readyz"):
+        if log.isEnabledFor(logging.INFO) and request.path not in ("/healthz", "/readyz", "/metrics"):
             # The path holds only ids; the query string may hold tokens, so it is left out. A media link's
             # path is its token, a credential: only the prefix is logged.
             path = LINK_PATH + "<token>" if request.path.startswith(LINK_PATH) else request.path
@@ -84,6 +89,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _redis_down(exc):
         return problem_response(503, "Service Unavailable", "the job queue (Redis) is unreachable; retry shortly",
                                 slug="queue-unavailable", headers={"Retry-After": "5"})
+
+    @app.errorhandler(psycopg.DataError)
+    def _unstorable(exc):
+        # PostgreSQL refused a value the request carried (a NUL character in text or JSON, a number or a date
+        # out of range): the caller's to fix, whichever view let it through, so a 400 and not a 500.
+        return problem_response(400, "Unstorable Value", "a value in the request cannot be stored (a NUL "
+                                "character \\u0000 in text, or a number or date out of range); remove or change it",
+                                slug="unstorable-value")
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc):

@@ -128,5 +128,7 @@ def api(scope: str | None):
                     audit.record_read(conn, principal=principal, rule=request.url_rule.rule, view_args=kwargs,
                                       args=request.args)
                 return result
+
+        inner.required_scope = scope   # None: any valid key; read by the OpenAPI document (gateway/api/openapi.py)
         return inner
     return wrap

@@ -60,7 +60,8 @@ class AgentUpdate(StrictSchema):
 
 
 def _not_found(what: str, value) -> Problem:
-    return Problem(404, "Not Found", f"no {what} with id {value} in this account", slug=f"{what}-not-found")
+    return Problem(404, "Not Found", f"no {what} with id {value} in this account",
+                   slug=f"{what.replace(' ', '-')}-not-found")   # a type URI has no spaces: routing-rule-not-found
 
 
 def _in_use(what: str, value, exc: agents.InUse) -> Problem:

@@ -63,9 +63,16 @@ def list_templates(conn, principal):
 
 
 def _one(conn, principal, name: str) -> dict:
-    waba = _waba(conn, principal, request.args.get("channel_id") or (request.get_json(silent=True) or {}).get(
-        "channel_id"))
-    language = request.args.get("language") or (request.get_json(silent=True) or {}).get("language")
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    channel_id = request.args.get("channel_id") or body.get("channel_id")
+    language = request.args.get("language") or body.get("language")
+    wrong = [k for k, v in (("channel_id", channel_id), ("language", language))
+             if v is not None and not isinstance(v, str)]
+    if wrong:   # from a JSON body they may be anything
+        raise Problem(422, "Validation Failed", f"{', '.join(wrong)} must be text", slug="validation-failed",
+                      errors=[{"pointer": f"/{k}", "detail": "a string"} for k in wrong])
+    waba = _waba(conn, principal, channel_id)
     have = store.languages(conn, account_id=principal.account_id, waba_id=waba, name=name)
     if not have:
         raise Problem(404, "Not Found", f"no template named {name!r} in this business account; sync the catalog "

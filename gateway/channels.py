@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from psycopg.types.json import Jsonb
 
-from gateway import keystore
+from gateway import events, keystore
 from gateway.accounts import audit
 from gateway.crypto import field_aad
 from gateway.db import uuid7
@@ -107,7 +107,7 @@ def update_channel(conn, *, account_id, channel_id, actor: str, name: str | None
                    status: str | None = None, credentials: dict | None = None,
                    settings: dict | None = None, group_id: str | None = None) -> dict | None:
     """Change a channel. Credentials given are merged into the stored ones (a null value removes one)."""
-    row = conn.execute("SELECT kind, data_key_id FROM channels WHERE account_id = %s AND id = %s FOR UPDATE",
+    row = conn.execute("SELECT kind, data_key_id, status FROM channels WHERE account_id = %s AND id = %s FOR UPDATE",
                        (account_id, channel_id)).fetchone()
     if row is None:
         return None
@@ -139,6 +139,9 @@ def update_channel(conn, *, account_id, channel_id, actor: str, name: str | None
                            f"RETURNING {_COLUMNS}", (*params, account_id, channel_id)).fetchone()
     audit(conn, account_id=account_id, actor=actor, action="channel.updated",
           target_type="channel", target_id=channel_id, detail={"changed": changed})
+    if status is not None and status != row["status"]:
+        emit_status_changed(conn, account_id=account_id, channel_id=channel_id, kind=row["kind"], status=status,
+                            previous=row["status"], reason=None, by=actor)
     forget_routes()
     return _view(updated, load_credentials(conn, account_id=account_id, channel_id=channel_id))
 
@@ -248,7 +251,36 @@ def record_rejection(conn, *, account_id, channel_id) -> None:
                  "WHERE account_id = %s AND id = %s", (account_id, channel_id))
 
 
+def emit_status_changed(conn, *, account_id, channel_id, kind: str, status: str, previous: str | None,
+                        reason: str | None, **extra) -> None:
+    """channel.status_changed: ``status`` is active, paused or disabled, or a health topic (record_health)."""
+    events.emit(conn, account_id, "channel.status_changed", {
+        "channel_id": str(channel_id), "channel_kind": kind, "status": status, "previous_status": previous,
+        "reason": reason, **extra}, subject_id=channel_id)
+
+
+# The words of a health notice that say what state the provider reports (quality FLAGGED, account
+# DISABLED_UPDATE, name APPROVED, an alert ACTIVE): Meta's own vocabulary, never a name or a number.
+_HEALTH_WORDS = ("event", "decision", "alert_status")
+
+
+def _health_word(detail) -> str | None:
+    for name in _HEALTH_WORDS:
+        value = detail.get(name) if isinstance(detail, dict) else None
+        if isinstance(value, str) and value:
+            return "".join(c if c.isalnum() or c in "-_" else "_" for c in value)[:60]
+    return None
+
+
 def record_health(conn, *, account_id, channel_id, topic: str, detail: dict) -> None:
-    """Keep the latest account / quality / name update on the channel, by topic."""
+    """Keep the latest account / quality / name update on the channel, by topic. When the state it reports
+    changed, channel.status_changed says so: ``status`` the topic, ``reason`` the provider's word (a repeated
+    notice, or one that only restates other figures, says nothing new)."""
+    before = conn.execute("SELECT kind, health -> %s AS detail FROM channels WHERE account_id = %s AND id = %s "
+                          "FOR UPDATE", (topic, account_id, channel_id)).fetchone()
     conn.execute("UPDATE channels SET health = health || jsonb_build_object(%s::text, %s::jsonb) "
                  "WHERE account_id = %s AND id = %s", (topic, Jsonb(detail), account_id, channel_id))
+    word, previous = _health_word(detail), _health_word(before["detail"]) if before else None
+    if before is not None and word is not None and word != previous:
+        emit_status_changed(conn, account_id=account_id, channel_id=channel_id, kind=before["kind"], status=topic,
+                            previous=None, reason=word, previous_reason=previous)

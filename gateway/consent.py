@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 from psycopg.types.json import Jsonb
 
-from gateway import keystore
+from gateway import events, keystore
 from gateway.accounts import audit
 from gateway.crypto import field_aad
 from gateway.db import uuid7
@@ -39,6 +39,8 @@ log = logging.getLogger("gateway.consent")
 PURPOSES = ("marketing", "transactional", "surveys")
 ALL = "all"                      # as a purpose: every purpose; as a channel kind: every channel
 ACTIONS = ("granted", "withdrawn")
+# The ledger's actions as consent.changed names them (the event's contract says granted or revoked).
+EVENT_ACTIONS = {"granted": "granted", "withdrawn": "revoked"}
 SOURCES = ("keyword", "api", "import", "web_form", "agent", "provider")
 # Purposes that need an explicit, unexpired grant before anything is sent for them.
 OPT_IN = frozenset({"marketing"})
@@ -117,7 +119,16 @@ def record(conn, *, account_id, contact_id, channel_kind: str, purpose: str, act
     audit(conn, account_id=account_id, actor=actor, action=f"consent.{action}", target_type="contact",
           target_id=root["id"], detail={"event_id": str(event_id), "channel_kind": channel_kind,
                                         "purpose": purpose, "source": source})
+    events.emit(conn, account_id, "consent.changed", changed_data(root["id"], channel_kind, purpose, action, source),
+                subject_id=root["id"])
     return dict(row, proof=proof or None)
+
+
+def changed_data(contact_id, channel_kind: str, purpose: str, action: str, source: str) -> dict:
+    """consent.changed's data for one ledger event (every grant and withdrawal recorded, not only those that
+    change what the send gate sees: the ledger is what an integrator mirrors)."""
+    return {"contact_id": str(contact_id), "channel_kind": channel_kind, "purpose": purpose,
+            "action": EVENT_ACTIONS[action], "source": source}
 
 
 def _contact_ids(conn, account_id, root_id) -> list:

@@ -63,7 +63,7 @@ from datetime import datetime, timezone
 import phonenumbers
 import psycopg.errors
 
-from gateway import attributes, consent, contact_tags, keystore, runtime
+from gateway import attributes, consent, contact_tags, events, keystore, runtime
 from gateway.accounts import audit
 from gateway.contacts import InvalidAddress, normalise_phone
 from gateway.crypto import DataKey, data_key_aad, field_aad
@@ -501,10 +501,16 @@ _UPSERT_ROWS = (
 _STAGE = [("key_id", "uuid"), ("master_kid", "text"), ("wrapped", "bytea"), ("contact_id", "uuid"),
           ("name_enc", "bytea"), ("profile_enc", "bytea"), ("language", "text"), ("identity_id", "uuid"),
           ("bidx", "bytea"), ("address_enc", "bytea"), ("line", "int4"), ("values_enc", "bytea"),
-          ("event_id", "uuid"), ("action", "text"), ("proof_enc", "bytea"), ("occurred_at", "timestamptz")]
+          ("event_id", "uuid"), ("action", "text"), ("proof_enc", "bytea"), ("occurred_at", "timestamptz"),
+          ("created_event_id", "uuid"), ("consent_changed_id", "uuid")]
 _STAGE_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS contact_import_stage ("
                 + ", ".join(f"{name} {kind}" for name, kind in _STAGE) + ") ON COMMIT DELETE ROWS")
 _STAGE_COPY = f"COPY contact_import_stage ({', '.join(n for n, _ in _STAGE)}) FROM STDIN (FORMAT BINARY)"
+
+
+# The ledger's action as consent.changed names it (consent.EVENT_ACTIONS), in SQL.
+_EVENT_ACTION = ("CASE action " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in consent.EVENT_ACTIONS.items())
+                 + " END")
 
 
 def _insert_staged(account_id: uuid.UUID, import_id: uuid.UUID) -> str:
@@ -523,7 +529,16 @@ def _insert_staged(account_id: uuid.UUID, import_id: uuid.UUID) -> str:
         f"SELECT {a}, {i}, contact_id, line, values_enc FROM contact_import_stage",
         "INSERT INTO consent_events (account_id, id, contact_id, channel_kind, purpose, action, source, proof_enc, "
         f"occurred_at) SELECT {a}, event_id, contact_id, '{_CONSENT_CHANNEL}', '{_CONSENT_PURPOSE}', action, "
-        "'import', proof_enc, occurred_at FROM contact_import_stage WHERE event_id IS NOT NULL"])
+        "'import', proof_enc, occurred_at FROM contact_import_stage WHERE event_id IS NOT NULL",
+        # Their events (gateway/event_types.py), built here from the staged rows: a batch of thousands costs no
+        # parameters and no JSON made in Python. The same data as consent.changed_data and create_contact's.
+        "INSERT INTO events (account_id, id, type, subject_id, data) "
+        f"SELECT {a}, created_event_id, 'contact.created', contact_id, jsonb_build_object('contact_id', contact_id, "
+        "'source', 'import', 'channel_kind', NULL) FROM contact_import_stage ORDER BY line",
+        "INSERT INTO events (account_id, id, type, subject_id, data) "
+        f"SELECT {a}, consent_changed_id, 'consent.changed', contact_id, jsonb_build_object('contact_id', "
+        f"contact_id, 'channel_kind', '{_CONSENT_CHANNEL}', 'purpose', '{_CONSENT_PURPOSE}', 'action', "
+        f"{_EVENT_ACTION}, 'source', 'import') FROM contact_import_stage WHERE event_id IS NOT NULL ORDER BY line"])
 
 
 class _Batch:
@@ -539,6 +554,7 @@ class _Batch:
         self.tag_pairs: list[tuple] = []      # (contact id, tag), written after the batch's contacts
         self.index_rows: list[tuple] = []     # filterable attributes' blind indexes (gateway/attributes.py)
         self.index_clear: list[tuple] = []    # (contact id, name) whose old index rows go first
+        self.events: list[tuple] = []         # consent.changed of existing contacts, written with the batch
 
     def duplicate(self, line: int, same_as: int) -> None:
         self.counts["duplicates"] += 1
@@ -597,7 +613,7 @@ class _Import:
         account_id, import_id, ring, index = self.account_id, self.id, self.ring, self.index
         todo = [r for r in rows if r.staged is None]
         n = len(todo)
-        ids = iter(_ids(3 * n + sum(1 for r in todo if r.consent is not None)))
+        ids = iter(_ids(4 * n + 2 * sum(1 for r in todo if r.consent is not None)))
         material = os.urandom(32 * n)
         now = datetime.now(timezone.utc)
         for i, row in enumerate(todo):
@@ -609,10 +625,10 @@ class _Import:
                 row.bidx = index("phone", row.phone)
             values = _json(row.attrs) if row.attrs else None
             profile = values   # tags go to contact_tags (written with the batch), not into the profile
-            event_id = action = proof_enc = occurred_at = None
+            event_id = action = proof_enc = occurred_at = changed_id = None
             if row.consent is not None:
                 action, occurred_at, proof = row.consent
-                event_id, occurred_at = next(ids), occurred_at or now
+                event_id, changed_id, occurred_at = next(ids), next(ids), occurred_at or now
                 if proof:
                     proof_enc = key.encrypt(json.dumps(proof, sort_keys=True),
                                             field_aad("consent_events", "proof", account_id, event_id))
@@ -624,7 +640,7 @@ class _Import:
                 key.encrypt(row.phone, field_aad("contact_identities", "address", account_id, iid)),
                 row.line,
                 key.encrypt(values, _values_aad(account_id, import_id, cid)) if values else None,
-                event_id, action, proof_enc, occurred_at)
+                event_id, action, proof_enc, occurred_at, next(ids), changed_id)
 
     # -- writing
     def stage(self, batch: _Batch) -> None:
@@ -675,6 +691,7 @@ class _Import:
         """The heavy part, on the helper thread: move the staged rows into place and commit."""
         if batch.new:
             self.conn.execute(self.insert_staged)
+        events.emit_many(self.conn, self.account_id, batch.events)
         contact_tags.add_many(self.conn, account_id=self.account_id, pairs=batch.tag_pairs)
         attributes.write_index(self.conn, account_id=self.account_id, rows=batch.index_rows,
                                clear=batch.index_clear)
@@ -741,7 +758,7 @@ class _Import:
         standing = {r["id"]: r for r in conn.execute(
             _STANDING, {"ids": known, "a": account_id, "k": _CONSENT_CHANNEL, "p": _CONSENT_PURPOSE}).fetchall()}
         now = datetime.now(timezone.utc)
-        events = []
+        recorded = []
         for cid, key, (action, occurred_at, proof) in consents:
             stands = standing.get(cid)
             if stands is not None and stands["action"] == action and occurred_at in (None, stands["occurred_at"]):
@@ -751,13 +768,15 @@ class _Import:
             if proof:
                 proof_enc = key.encrypt(json.dumps(proof, sort_keys=True),
                                         field_aad("consent_events", "proof", account_id, event_id))
-            events.append((account_id, event_id, cid, _CONSENT_CHANNEL, _CONSENT_PURPOSE, action, "import", proof_enc,
-                           occurred_at or now))
+            recorded.append((account_id, event_id, cid, _CONSENT_CHANNEL, _CONSENT_PURPOSE, action, "import",
+                             proof_enc, occurred_at or now))
             batch.consents[action] += 1
-        if events:
+            batch.events.append(("consent.changed", consent.changed_data(
+                cid, _CONSENT_CHANNEL, _CONSENT_PURPOSE, action, "import"), cid))
+        if recorded:
             with conn.cursor().copy("COPY consent_events (account_id, id, contact_id, channel_kind, purpose, action, "
                                     "source, proof_enc, occurred_at) FROM STDIN") as cp:
-                for item in events:
+                for item in recorded:
                     cp.write_row(item)
 
     def committed(self, batch: _Batch) -> None:

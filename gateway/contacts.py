@@ -59,9 +59,11 @@ def _bidx(account_id, kind: str, address: str) -> bytes:
 
 def create_contact(conn, *, account_id, name: str | None = None, language: str | None = None,
                    profile: dict | None = None, identities: list[tuple[str, str]] = (),
-                   actor: str = "system", view: bool = True) -> dict:
+                   actor: str = "system", view: bool = True, source: str = "api",
+                   channel_kind: str | None = None) -> dict:
     """Create a contact with its own data key; identities are (kind, normalised address).
-    ``view=False`` skips reading it back (the inbound hot path only needs the id)."""
+    ``view=False`` skips reading it back (the inbound hot path only needs the id). ``source`` (inbound, api,
+    import) and ``channel_kind`` go into the contact.created event."""
     key = keystore.create_key(conn, account_id=account_id, purpose="contact")
     contact_id = uuid7()
     tags = []
@@ -85,6 +87,8 @@ def create_contact(conn, *, account_id, name: str | None = None, language: str |
         attributes.reindex(conn, account_id=account_id, contact_id=contact_id, profile=profile, names=list(profile))
     audit(conn, account_id=account_id, actor=actor, action="contact.created",
           target_type="contact", target_id=contact_id)
+    events.emit(conn, account_id, "contact.created", {"contact_id": str(contact_id), "source": source,
+                                                      "channel_kind": channel_kind}, subject_id=contact_id)
     if not view:
         return {"id": contact_id}
     return get_contact(conn, account_id=account_id, contact_id=contact_id)

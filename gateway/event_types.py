@@ -35,8 +35,12 @@ class MessageSent(_Data):
     contact_id = fields.UUID(required=True)
     channel_id = fields.UUID(required=True)
     channel_kind = fields.String(required=True)
-    kind = fields.String(required=True, metadata={"description": "text, template, media or interactive"})
-    provider_message_id = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "text, template, image, audio, video, document, "
+                                                  "sticker, location, interactive, reaction…: the message's type"})
+    # Left out of the event: a WhatsApp message id encodes the recipient's phone number, and events outlive an
+    # erasure. Optional, so a consumer that reads it still validates.
+    provider_message_id = fields.String(allow_none=True, metadata={"description": "not sent: the provider's id "
+                                        "is on the message (GET /v1/messages/{id})"})
     automated = fields.Boolean(required=True)
     campaign_id = fields.UUID(allow_none=True)
 
@@ -46,7 +50,8 @@ class MessageStatus(_Data):
     thread_id = fields.UUID(required=True)
     contact_id = fields.UUID(required=True)
     channel_id = fields.UUID(required=True)
-    status = fields.String(required=True, metadata={"description": "delivered, read or failed"})
+    status = fields.String(required=True, metadata={"description": "delivered, read, played (a voice message) "
+                                                    "or failed"})
     error_code = fields.String(allow_none=True, metadata={"description": "the provider's code when failed"})
     reason = fields.String(allow_none=True, metadata={"description": "why it failed, in words"})
     at = fields.DateTime(required=True)
@@ -158,7 +163,9 @@ class ChannelStatusChanged(_Data):
     channel_kind = fields.String(required=True)
     status = fields.String(required=True, metadata={"description": "active, paused or disabled; or the health topic"})
     previous_status = fields.String(allow_none=True)
-    reason = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={"description": "why; for a health topic, the provider's word "
+                                                      "(FLAGGED, DISABLED_UPDATE, APPROVED…)"})
+    previous_reason = fields.String(allow_none=True, metadata={"description": "a health topic's word before"})
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import psycopg.errors
 
-from gateway import contacts
+from gateway import contacts, events
 from gateway.accounts import audit
 from gateway.db import uuid7
 
@@ -63,6 +63,11 @@ def merge(conn, *, account_id, survivor_id, merged_id, actor: str, reason: str =
                      (account_id, uuid7(), survivor_id, follower, actor, f"followed:{merge_id}"))
     audit(conn, account_id=account_id, actor=actor, action="contact.merged", target_type="contact",
           target_id=survivor_id, detail={"merged_id": str(merged_id), "reason": reason})
+    # The contacts that followed the merged one are not announced again: an earlier contact.merged tied each
+    # of them to it, and that chain now leads here.
+    events.emit(conn, account_id, "contact.merged", {"contact_id": str(survivor_id),
+                                                     "merged_contact_id": str(merged_id), "reason": reason},
+                subject_id=survivor_id)
     return dict(row)
 
 
@@ -93,8 +98,9 @@ def unmerge(conn, *, account_id, survivor_id, merged_id, actor: str) -> dict | N
 
 
 def resolve_sender(conn, *, account_id, identities: list[tuple[str, str]], name: str | None,
-                   actor: str = "inbound"):
-    """The contact for a customer known by these identities (first = primary), created or completed as needed."""
+                   actor: str = "inbound", source: str = "inbound", channel_kind: str | None = None):
+    """The contact for a customer known by these identities (first = primary), created or completed as needed.
+    ``source`` and ``channel_kind`` describe a contact created here (its contact.created event)."""
     found = {ident: contacts.contact_id_for(conn, account_id=account_id, kind=ident[0], address=ident[1])
              for ident in identities}
     owners = [cid for cid in found.values() if cid is not None]
@@ -102,10 +108,11 @@ def resolve_sender(conn, *, account_id, identities: list[tuple[str, str]], name:
         try:
             with conn.transaction():   # another worker may create the same customer at this moment
                 made = contacts.create_contact(conn, account_id=account_id, name=name, identities=identities,
-                                               actor=actor, view=False)
+                                               actor=actor, view=False, source=source, channel_kind=channel_kind)
             return made["id"]
         except psycopg.errors.UniqueViolation:
-            return resolve_sender(conn, account_id=account_id, identities=identities, name=name, actor=actor)
+            return resolve_sender(conn, account_id=account_id, identities=identities, name=name, actor=actor,
+                                  source=source, channel_kind=channel_kind)
     primary = found[identities[0]] or owners[0]
     for ident, owner in found.items():
         if owner is None:

@@ -14,9 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 from psycopg.types.json import Jsonb
 
-from gateway import contacts, keystore, runtime
+from gateway import contacts, events, keystore, runtime
 from gateway.crypto import field_aad
 from gateway.db import uuid7
+from gateway.provider_http import scrub
 
 STATUS_RANK = {"received": 0, "queued": 0, "retry_scheduled": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5,
                "failed": 6}
@@ -34,9 +35,12 @@ def thread_for(conn, *, account_id, contact_id, channel_id) -> dict:
         (account_id, contact_id, channel_id)).fetchone()
     if row is not None:
         return row
-    conn.execute(
+    made = conn.execute(
         "INSERT INTO threads (account_id, id, contact_id, channel_id) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (account_id, contact_id, channel_id) DO NOTHING", (account_id, uuid7(), contact_id, channel_id))
+        "ON CONFLICT (account_id, contact_id, channel_id) DO NOTHING RETURNING id",
+        (account_id, uuid7(), contact_id, channel_id)).fetchone()
+    if made is not None:
+        _thread_created(conn, account_id, [(made["id"], contact_id, channel_id)])
     return conn.execute(
         "SELECT id, status FROM threads WHERE account_id = %s AND contact_id = %s AND channel_id = %s",
         (account_id, contact_id, channel_id)).fetchone()
@@ -45,11 +49,12 @@ def thread_for(conn, *, account_id, contact_id, channel_id) -> dict:
 def threads_for_many(conn, *, account_id, pairs: list[tuple]) -> dict:
     """(contact id, channel id) → thread id for many pairs, creating the missing threads in one statement."""
     unique = list(dict.fromkeys(pairs))
-    conn.execute(
+    made = conn.execute(
         "INSERT INTO threads (account_id, id, contact_id, channel_id) SELECT %s, id, ct, ch "
         "FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[]) AS q(id, ct, ch) "
-        "ON CONFLICT (account_id, contact_id, channel_id) DO NOTHING",
-        (account_id, [uuid7() for _ in unique], [p[0] for p in unique], [p[1] for p in unique]))
+        "ON CONFLICT (account_id, contact_id, channel_id) DO NOTHING RETURNING id, contact_id, channel_id",
+        (account_id, [uuid7() for _ in unique], [p[0] for p in unique], [p[1] for p in unique])).fetchall()
+    _thread_created(conn, account_id, [(r["id"], r["contact_id"], r["channel_id"]) for r in made])
     rows = conn.execute(
         "SELECT t.id, t.contact_id, t.channel_id FROM threads t JOIN unnest(%b::uuid[], %b::uuid[]) AS q(ct, ch) "
         "ON t.contact_id = q.ct AND t.channel_id = q.ch WHERE t.account_id = %s",
@@ -57,8 +62,24 @@ def threads_for_many(conn, *, account_id, pairs: list[tuple]) -> dict:
     return {(r["contact_id"], r["channel_id"]): r["id"] for r in rows}
 
 
-@functools.lru_cache(maxsize=4)
-def _record_sql(has_provider_id: bool, is_reply: bool) -> str:
+def _thread_created(conn, account_id, made: list[tuple]) -> None:
+    """thread.created for threads this transaction inserted: (thread id, contact id, channel id) each."""
+    events.emit_many(conn, account_id, [
+        ("thread.created", {"thread_id": str(t), "contact_id": str(ct), "channel_id": str(ch)}, t)
+        for t, ct, ch in made])
+
+
+# message.received, written by record_message's own statement: on the inbound hot path an event per message
+# costs no round trip, and it exists exactly when the message was new. Ids and facts only (gateway/events.py).
+_RECEIVED = (
+    ", e AS (INSERT INTO events (account_id, id, type, subject_id, data) "
+    "SELECT %(a)s, %(eid)s, 'message.received', m.thread_id, jsonb_build_object('message_id', m.id, "
+    "'thread_id', m.thread_id, 'contact_id', %(ct)s::uuid, 'channel_id', %(ch)s::uuid, "
+    "'channel_kind', %(chk)s::text, 'kind', m.kind, 'received_at', m.occurred_at) FROM m)")
+
+
+@functools.lru_cache(maxsize=8)
+def _record_sql(has_provider_id: bool, is_reply: bool, announce: bool) -> str:
     """The one statement record_message runs. The look-ups by provider id are left out when there is no
     id to look up: with a NULL parameter a prepared plan cannot use the partial index and scans the
     account's messages instead."""
@@ -85,6 +106,8 @@ def _record_sql(has_provider_id: bool, is_reply: bool) -> str:
         "status = CASE WHEN %(in)s AND status IN ('resolved', 'snoozed', 'pending') THEN 'open' ELSE status END "
         "FROM (SELECT status AS before FROM threads WHERE account_id = %(a)s AND id = %(th)s) o "
         "WHERE account_id = %(a)s AND id = %(th)s AND EXISTS (SELECT 1 FROM m) RETURNING o.before)")
+    if announce:
+        sql += _RECEIVED
     if not has_provider_id:
         return sql + " SELECT m.*, false AS has_pending, (SELECT before FROM t) AS status_before FROM m"
     return sql + (
@@ -101,11 +124,12 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
                    provider_message_id: str | None = None, idempotency_key: str | None = None,
                    content: dict | None = None, reply_to_provider_id: str | None = None,
                    occurred_at: datetime | None = None, thread_id=None, key=None, purpose: str | None = None,
-                   request_hash: bytes | None = None) -> dict | None:
+                   request_hash: bytes | None = None, announce: str | None = None) -> dict | None:
     """Insert one message into the contact's thread; None when this provider id is already recorded.
 
     One statement does the insert, the thread's times and reopening, and links replies that arrived
     before this message; ``thread_id`` and ``key`` save their look-ups when the caller has them.
+    ``announce``: the channel's kind, for a customer's message that goes out as message.received.
     """
     if thread_id is None:
         thread_id = thread_for(conn, account_id=account_id, contact_id=contact_id, channel_id=channel_id)["id"]
@@ -125,12 +149,14 @@ def record_message(conn, *, account_id, contact_id, channel_id, direction: str, 
     def enc(column, value):
         return None if value is None else key.encrypt(value, field_aad("messages", column, account_id, message_id))
 
-    row = conn.execute(_record_sql(bidx is not None, reply_bidx is not None), {
+    announce = announce if direction == "inbound" else None
+    row = conn.execute(_record_sql(bidx is not None, reply_bidx is not None, announce is not None), {
         "a": account_id, "id": message_id, "th": thread_id, "ct": contact_id, "ch": channel_id, "dir": direction,
         "kind": kind, "body": enc("body", body), "content": enc("content", json.dumps(stored)) if stored else None,
         "pid": enc("provider_id", provider_message_id), "b": bidx, "rb": reply_bidx, "at": occurred,
         "st": status, "rank": STATUS_RANK[status], "idem": idempotency_key,
-        "in": direction == "inbound", "purpose": purpose, "rhash": request_hash}).fetchone()
+        "in": direction == "inbound", "purpose": purpose, "rhash": request_hash, "chk": announce,
+        "eid": uuid7() if announce else None}).fetchone()
     if row is None:
         return None
     if row.pop("has_pending"):
@@ -177,6 +203,45 @@ def record_outbound_many(conn, *, account_id, rows: list[dict], occurred_at: dat
     return [made.get(i) for i in ids]
 
 
+# --- the provider's acceptance (message.sent) --------------------------------------------------------
+
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def campaign_join(m: str, account: str) -> str:
+    """SQL: ``cr.campaign_id`` of the campaign that sent message ``m`` (a row with id, idempotency_key), or NULL.
+    A campaign's key is ``campaign:{campaign}:{contact}`` (campaigns/prepare.py), which makes the look-up one
+    primary-key probe; the recipient's row must point at this very message, so a caller's own key shaped
+    alike names no campaign. CASE keeps the casts from ever seeing another key."""
+    shaped = f"{m}.idempotency_key ~ '^campaign:{_UUID}:{_UUID}$'"
+    return (f"LEFT JOIN campaign_recipients cr ON cr.account_id = {account} "
+            f"AND cr.campaign_id = CASE WHEN {shaped} THEN split_part({m}.idempotency_key, ':', 2)::uuid END "
+            f"AND cr.contact_id = CASE WHEN {shaped} THEN split_part({m}.idempotency_key, ':', 3)::uuid END "
+            f"AND cr.message_id = {m}.id")
+
+
+def emit_sent(conn, *, account_id, rows: list[dict]) -> None:
+    """message.sent, in one statement, for messages whose acceptance by the provider this transaction recorded:
+    rows with id, thread_id, contact_id, channel_id, channel_kind, kind, automated and campaign_id. Without
+    the provider's message id: a WhatsApp id encodes the recipient's phone number, and events outlive an
+    erasure."""
+    events.emit_many(conn, account_id, [("message.sent", {
+        "message_id": str(m["id"]), "thread_id": str(m["thread_id"]), "contact_id": str(m["contact_id"]),
+        "channel_id": str(m["channel_id"]), "channel_kind": m["channel_kind"], "kind": m["kind"],
+        "automated": bool(m["automated"]),
+        "campaign_id": None if m["campaign_id"] is None else str(m["campaign_id"])}, m["thread_id"]) for m in rows])
+
+
+def emit_sent_by_id(conn, *, account_id, message_ids: list) -> None:
+    """``emit_sent``, reading the rows back by id (the paths that learn of one acceptance at a time: a status
+    webhook that proves the send, a reconciliation)."""
+    emit_sent(conn, account_id=account_id, rows=conn.execute(
+        "SELECT m.id, m.thread_id, m.contact_id, m.channel_id, ch.kind AS channel_kind, m.kind, m.automated, "
+        "cr.campaign_id FROM messages m JOIN channels ch ON ch.account_id = m.account_id AND ch.id = m.channel_id "
+        f"{campaign_join('m', 'm.account_id')} WHERE m.account_id = %s AND m.id = ANY(%s) ORDER BY m.id",
+        (account_id, list(message_ids))).fetchall())
+
+
 # --- statuses ----------------------------------------------------------------------------------
 
 def apply_status(conn, *, account_id, channel_id, provider_message_id: str, status: str,
@@ -214,7 +279,7 @@ def _adopt(conn, account_id, channel_id, callback_data: str, provider_message_id
     except ValueError:
         return None
     found = conn.execute(
-        "SELECT m.id, c.data_key_id FROM messages m JOIN contacts c ON c.account_id = m.account_id "
+        "SELECT m.id, m.sent_at, c.data_key_id FROM messages m JOIN contacts c ON c.account_id = m.account_id "
         "AND c.id = m.contact_id WHERE m.account_id = %s AND m.id = %s AND m.channel_id = %s "
         "AND m.direction = 'outbound' AND m.provider_id_bidx IS NULL FOR UPDATE OF m",
         (account_id, message_id, channel_id)).fetchone()
@@ -228,6 +293,8 @@ def _adopt(conn, account_id, channel_id, callback_data: str, provider_message_id
         "WHERE account_id = %s AND id = %s",
         (bidx, key.encrypt(provider_message_id, field_aad("messages", "provider_id", account_id, message_id)),
          account_id, message_id))
+    if found["sent_at"] is None:   # else the worker recorded the acceptance (and its event) already
+        emit_sent_by_id(conn, account_id=account_id, message_ids=[message_id])
     return {"id": message_id}
 
 
@@ -246,9 +313,36 @@ def _apply_to(conn, account_id, message_id, status, error_code, error_reason, de
         "UPDATE messages SET status = %s, status_rank = %s, updated_at = now(), "
         "error_code = CASE WHEN %s = 'failed' THEN %s ELSE error_code END, "
         "error_reason = CASE WHEN %s = 'failed' THEN %s ELSE error_reason END "
-        "WHERE account_id = %s AND id = %s AND status_rank < %s RETURNING id",
+        "WHERE account_id = %s AND id = %s AND status_rank < %s RETURNING id, thread_id, contact_id, channel_id",
         (status, rank, status, error_code, status, error_reason, account_id, message_id, rank)).fetchone()
-    return "applied" if moved else "kept"
+    if moved is None:
+        return "kept"
+    if status in REPORTED:
+        failed = status == "failed"
+        emit_status(conn, account_id=account_id, message=moved, status=status,
+                    error_code=error_code if failed else None, reason=error_reason if failed else None, at=occurred_at)
+    return "applied"
+
+
+# The statuses message.status reports; 'sent' is message.sent's own event (the provider's acceptance).
+REPORTED = frozenset({"delivered", "read", "played", "failed"})
+
+
+def _status_data(message: dict, status: str, error_code, reason, at: datetime | None) -> dict:
+    return {"message_id": str(message["id"]), "thread_id": str(message["thread_id"]),
+            "contact_id": str(message["contact_id"]), "channel_id": str(message["channel_id"]), "status": status,
+            "error_code": None if error_code is None else str(error_code),
+            # A provider's words may quote the recipient's number (Twilio's ErrorMessage is passed on as given).
+            "reason": None if reason is None else scrub(reason),
+            "at": (at or datetime.now(timezone.utc)).isoformat()}
+
+
+def emit_status(conn, *, account_id, message: dict, status: str, error_code=None, reason: str | None = None,
+                at: datetime | None = None) -> None:
+    """message.status for a status this transaction moved the message to (``message``: id, thread_id,
+    contact_id, channel_id)."""
+    events.emit(conn, account_id, "message.status", _status_data(message, status, error_code, reason, at),
+                subject_id=message["thread_id"])
 
 
 def _apply_pending(conn, account_id, channel_id, bidx: bytes, message_id) -> None:
@@ -268,8 +362,12 @@ def apply_watermark(conn, *, account_id, channel_id, contact_id, status: str, wa
     moved = conn.execute(
         "UPDATE messages SET status = %s, status_rank = %s, updated_at = now() "
         "WHERE account_id = %s AND channel_id = %s AND direction = 'outbound' "
-        "AND contact_id = %s AND occurred_at <= %s AND status_rank < %s RETURNING id",
+        "AND contact_id = %s AND occurred_at <= %s AND status_rank < %s "
+        "RETURNING id, thread_id, contact_id, channel_id",
         (status, rank, account_id, channel_id, contact_id, watermark, rank)).fetchall()
+    if status in REPORTED:
+        events.emit_many(conn, account_id, [("message.status", _status_data(m, status, None, None, watermark),
+                                             m["thread_id"]) for m in moved])
     for m in moved:
         conn.execute(
             "INSERT INTO message_events (account_id, id, message_id, status, detail, provider_ts, occurred_at) "

@@ -52,7 +52,8 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
         contact_id, thread_id = known["contact_id"], known["thread_id"]
         key = keystore.load_key(conn, account_id=account_id, key_id=known["data_key_id"])
     else:
-        contact_id = merges.resolve_sender(conn, account_id=account_id, identities=identities, name=ev.sender_name)
+        contact_id = merges.resolve_sender(conn, account_id=account_id, identities=identities, name=ev.sender_name,
+                                           channel_kind=channel["kind"])
         thread_id = key = None
     out.contact_ids.append(contact_id)
     outbound = ev.direction == "outbound"
@@ -60,7 +61,7 @@ def _message(conn, account_id, channel: dict, ev: InboundMessage, out: Outcome) 
         conn, account_id=account_id, contact_id=contact_id, channel_id=channel["id"],
         direction=ev.direction, body=ev.text, kind=ev.kind, status="sent" if outbound else "received",
         provider_message_id=ev.provider_message_id, content=_content(ev), reply_to_provider_id=ev.reply_to,
-        occurred_at=ev.occurred_at, thread_id=thread_id, key=key)
+        occurred_at=ev.occurred_at, thread_id=thread_id, key=key, announce=None if outbound else channel["kind"])
     if recorded is None:
         return   # the same message arrived before (another batch, a redelivery with a new body hash)
     if ev.reply_to and ev.kind in RELATED_EVENTS:
@@ -144,7 +145,8 @@ def _notice(conn, account_id, channel: dict, ev: Notice, out: Outcome) -> None:
             # A stop from someone never written to still binds a later import of that number, and a
             # signup link brings a new subscriber: either way the ledger needs the contact.
             contact_id = merges.resolve_sender(conn, account_id=account_id,
-                                               identities=[(kind, _address(kind, address))], name=None)
+                                               identities=[(kind, _address(kind, address))], name=None,
+                                               channel_kind=channel["kind"])
         if contact_id is not None and preference is not None:
             consent.record(conn, account_id=account_id, contact_id=contact_id, channel_kind=channel["kind"],
                            purpose="marketing", action=preference, source="provider", occurred_at=ev.occurred_at,
@@ -155,7 +157,7 @@ def _notice(conn, account_id, channel: dict, ev: Notice, out: Outcome) -> None:
         channels.record_health(conn, account_id=account_id, channel_id=channel["id"], topic=ev.topic,
                                detail=ev.detail)
     if ev.topic in TEMPLATE_TOPICS:
-        template_updates.apply(conn, account_id=account_id, topic=ev.topic, detail=ev.detail)
+        template_updates.apply(conn, account_id=account_id, topic=ev.topic, detail=ev.detail, channel_id=channel["id"])
         if ev.topic == "template_status" and str(ev.detail.get("event") or "").upper() in _STOPS_CAMPAIGNS:
             _pause_campaigns(conn, account_id, ev.detail)
 

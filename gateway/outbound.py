@@ -291,7 +291,7 @@ def _contact_for_address(conn, account_id, d: Draft):
     except contacts.InvalidAddress as exc:
         raise InvalidRecipient(f"the {kind} address is not valid: {exc}") from None
     contact_id = merges.resolve_sender(conn, account_id=account_id, identities=[(kind, address)], name=None,
-                                       actor="outbound")
+                                       actor="outbound", source="api", channel_kind=channel["kind"])
     return contact_id, (kind, address)
 
 

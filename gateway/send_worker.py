@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 from psycopg.types.json import Jsonb
 
-from gateway import channels, consent, db, keystore, messages, outbound, ratelimit, runtime, uploads
+from gateway import channels, consent, db, keystore, messages, metrics, outbound, ratelimit, runtime, uploads
 from gateway.crypto import DataKey, data_key_aad, field_aad
 from gateway.db import uuid7
 from gateway.providers import OutboundMessage, SendResult
@@ -87,11 +87,17 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
             permit = _permits.setdefault((channel["id"], rate), ratelimit.Permit(f"channel:{channel['id']}", rate))
         if not permit.take(max_wait_s=20):
             return row, SendResult("retry", retry_after_s=1, reason="rate limit: the queue is long"), channel
+        metrics.SENDS_IN_FLIGHT.inc()
+        started = time.perf_counter()
         try:
-            return row, provider.send(message, channel, creds), channel
+            result = provider.send(message, channel, creds)
         except Exception as exc:   # a provider bug: the request may or may not have gone out
             log.warning("provider send raised", extra={"error": type(exc).__name__})
-            return row, SendResult("unknown", reason=f"the provider adapter raised {type(exc).__name__}"), channel
+            result = SendResult("unknown", reason=f"the provider adapter raised {type(exc).__name__}")
+        finally:
+            metrics.SENDS_IN_FLIGHT.dec()
+        metrics.provider_call(channel["kind"], time.perf_counter() - started, result.error_code)
+        return row, result, channel
 
     results = _run_all(work, claimed, key=lambda item: item[0]["contact_id"])
     outcomes = {}
@@ -102,6 +108,12 @@ def _send_claimed(account_id, claimed, channels_by_id) -> dict[str, str]:
         for row, result, channel in results:
             if result.outcome != "sent":
                 outcomes[str(row["id"])] = _record(conn, account_id, row, result, channel_id=channel["id"])
+    tally: dict[tuple[str, str], int] = {}
+    for row, _, channel in results:
+        key = (channel["kind"], outcomes[str(row["id"])])
+        tally[key] = tally.get(key, 0) + 1
+    for (kind, outcome), n in tally.items():
+        metrics.SENDS.labels(kind, outcome).inc(n)
     return outcomes
 
 
@@ -321,23 +333,31 @@ def _record(conn, account_id, row, result: SendResult, channel_id=None) -> str:
     reason = _reason(result)
     if result.outcome == "retry":
         reason = f"gave up after {row['attempts']} attempts: {reason}"
-    conn.execute(
+    failed = conn.execute(
         "UPDATE messages SET status = 'failed', status_rank = 6, error_code = %s, error_reason = %s, "
-        "last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
-        (result.error_code, reason, reason, account_id, row["id"]))
+        "last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s "
+        "RETURNING id, thread_id, contact_id, channel_id",
+        (result.error_code, reason, reason, account_id, row["id"])).fetchone()
     _event(conn, account_id, row["id"], "failed", {"error_code": result.error_code, "error_reason": reason})
+    messages.emit_status(conn, account_id=account_id, message=failed, status="failed",
+                         error_code=result.error_code, reason=reason)
     if result.opted_out:
         _record_opt_out(conn, account_id, row, result.error_code)
     if result.channel_problem and channel_id is not None:
-        conn.execute("UPDATE channels SET status = 'paused', paused_reason = %s, updated_at = now() "
-                     "WHERE account_id = %s AND id = %s AND status = 'active'", (reason, account_id, channel_id))
+        paused = conn.execute("UPDATE channels SET status = 'paused', paused_reason = %s, updated_at = now() "
+                              "WHERE account_id = %s AND id = %s AND status = 'active' RETURNING kind",
+                              (reason, account_id, channel_id)).fetchone()
+        if paused is not None:
+            channels.emit_status_changed(conn, account_id=account_id, channel_id=channel_id, kind=paused["kind"],
+                                         status="paused", previous="active", reason=reason)
         channels.forget_routes()
     return "failed"
 
 
 def _record_sent(conn, account_id, sent: list[tuple[dict, SendResult]]) -> dict[str, str]:
     """Messages the provider accepted: 'sent' with their provider ids (unless a status webhook already moved
-    them further) and an 'accepted' event each, in one statement for the whole batch."""
+    them further) and an 'accepted' event each, in one statement for the whole batch; then message.sent for
+    the batch in one more."""
     if not sent:
         return {}
     ids, bidxs, encs, attempts = [], [], [], []
@@ -350,25 +370,35 @@ def _record_sent(conn, account_id, sent: list[tuple[dict, SendResult]]) -> dict[
         attempts.append(row["attempts"])
         bidxs.append(bidx("provider_message_id", pid) if pid else None)
         encs.append(key.encrypt(pid, field_aad("messages", "provider_id", account_id, row["id"])) if pid else None)
-    waiting = conn.execute(
+    recorded = conn.execute(
         "WITH v AS (SELECT * FROM unnest(%(ids)b::uuid[], %(bidx)b::bytea[], %(enc)b::bytea[], %(att)b::int[], "
         "%(ev)b::uuid[]) AS v(id, bidx, enc, attempt, event_id)), "
         "u AS (UPDATE messages m SET status = CASE WHEN m.status_rank > 2 THEN m.status ELSE 'sent' END, "
         "status_rank = greatest(m.status_rank, 2), provider_id_bidx = coalesce(v.bidx, m.provider_id_bidx), "
-        "provider_id_enc = coalesce(v.enc, m.provider_id_enc), sent_at = now(), last_error = NULL, "
-        "updated_at = now() FROM v WHERE m.account_id = %(a)s AND m.id = v.id "
-        "RETURNING m.id, m.channel_id, m.provider_id_bidx), "
+        # sent_at keeps the first proof: a status webhook that adopted the message while the provider's answer
+        # was on its way (messages._adopt) recorded the acceptance, and its message.sent, already.
+        "provider_id_enc = coalesce(v.enc, m.provider_id_enc), sent_at = coalesce(m.sent_at, now()), "
+        "last_error = NULL, updated_at = now() FROM v WHERE m.account_id = %(a)s AND m.id = v.id "
+        "RETURNING m.id, m.channel_id, m.provider_id_bidx, m.thread_id, m.contact_id, m.kind, m.automated, "
+        "m.idempotency_key, m.sent_at = now() AS first), "
         "e AS (INSERT INTO message_events (account_id, id, message_id, status, detail, provider_ts) "
         "SELECT %(a)s, v.event_id, v.id, 'accepted', jsonb_build_object('attempt', v.attempt), "
         "'attempt-' || v.attempt FROM v ON CONFLICT DO NOTHING) "
+        "SELECT u.id, u.channel_id, u.provider_id_bidx, u.thread_id, u.contact_id, u.kind, u.automated, u.first, "
+        "ch.kind AS channel_kind, cr.campaign_id, "
         # A status webhook that beat this commit waited in pending_statuses.
-        "SELECT u.id, u.channel_id, u.provider_id_bidx FROM u WHERE u.provider_id_bidx IS NOT NULL AND EXISTS "
-        "(SELECT 1 FROM pending_statuses p WHERE p.account_id = %(a)s AND p.channel_id = u.channel_id "
-        "AND p.provider_id_bidx = u.provider_id_bidx)",
+        "u.provider_id_bidx IS NOT NULL AND EXISTS (SELECT 1 FROM pending_statuses p WHERE p.account_id = %(a)s "
+        "AND p.channel_id = u.channel_id AND p.provider_id_bidx = u.provider_id_bidx) AS waiting "
+        "FROM u JOIN channels ch ON ch.account_id = %(a)s AND ch.id = u.channel_id "
+        f"{messages.campaign_join('u', '%(a)s')}",
         {"a": account_id, "ids": ids, "bidx": bidxs, "enc": encs, "att": attempts,
          "ev": [uuid7() for _ in ids]}).fetchall()
-    for w in waiting:
-        messages._apply_pending(conn, account_id, w["channel_id"], bytes(w["provider_id_bidx"]), w["id"])
+    by_id = {r["id"]: r for r in recorded}
+    # In the batch's order, and before the statuses that waited: delivered follows sent in the feed too.
+    messages.emit_sent(conn, account_id=account_id, rows=[by_id[i] for i in ids if i in by_id and by_id[i]["first"]])
+    for w in recorded:
+        if w["waiting"]:
+            messages._apply_pending(conn, account_id, w["channel_id"], bytes(w["provider_id_bidx"]), w["id"])
     return {str(i): "sent" for i in ids}
 
 
@@ -421,6 +451,7 @@ def reconcile(account_id: str, message_id: str) -> str:
             conn.execute("UPDATE messages SET status = 'sent', status_rank = greatest(status_rank, 2), "
                          "provider_id_bidx = %s, last_error = NULL, sent_at = now(), updated_at = now() "
                          "WHERE account_id = %s AND id = %s", (echoed["provider_id_bidx"], account_id, message_id))
+            messages.emit_sent_by_id(conn, account_id=account_id, message_ids=[message_id])
             messages._apply_pending(conn, account_id, row["channel_id"], bytes(echoed["provider_id_bidx"]), message_id)
             return "sent"
         asked = _ask_provider(conn, account_id, row)
@@ -430,9 +461,12 @@ def reconcile(account_id: str, message_id: str) -> str:
             return "sent"
         if asked is not None and datetime.now(timezone.utc) - row["created_at"] > MAX_AGE:
             reason = f"gave up: the provider could not say for {MAX_AGE} whether it took the message ({asked.reason})"
-            conn.execute("UPDATE messages SET status = 'failed', status_rank = 6, error_code = 'unknown_outcome', "
-                         "error_reason = %s, last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",
-                         (reason, reason, account_id, message_id))
+            failed = conn.execute(
+                "UPDATE messages SET status = 'failed', status_rank = 6, error_code = 'unknown_outcome', "
+                "error_reason = %s, last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s "
+                "RETURNING id, thread_id, contact_id, channel_id", (reason, reason, account_id, message_id)).fetchone()
+            messages.emit_status(conn, account_id=account_id, message=failed, status="failed",
+                                 error_code="unknown_outcome", reason=reason)
             return "failed"
         if asked is not None:   # the provider could not say: no resend on a guess
             conn.execute("UPDATE messages SET last_error = %s, updated_at = now() WHERE account_id = %s AND id = %s",

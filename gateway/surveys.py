@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from psycopg.types.json import Jsonb
 
-from gateway import contacts, keystore, outbound, send_gate
+from gateway import contacts, events, keystore, outbound, send_gate
 from gateway.accounts import audit
 from gateway.crypto import field_aad
 from gateway.db import uuid7
@@ -297,6 +297,9 @@ def on_inbound(conn, *, account_id, channel: dict, contact_id, thread_id, messag
          "k": req["kind"], "s": score, "m": message.get("id"), "at": at, "t": thread_id}).fetchone()
     if stored is None:
         return True
+    events.emit(conn, account_id, "survey.answered", {
+        "survey_id": str(req["id"]), "thread_id": str(thread_id), "contact_id": str(req["contact_id"]),
+        "kind": req["kind"], "score": score}, subject_id=thread_id)
     follow_state = "none"
     follow_id = None
     if req["follow_up_question"]:

@@ -92,7 +92,7 @@ def submit(conn, *, account_id, channel_id, definition: Mapping[str, Any] | Temp
             return Outcome(name, language, "failed", f"Meta refused it: {exc}", code=getattr(exc, "code", None))
         store.upsert_from_meta(conn, account_id=account_id, waba_id=waba, docs=[{
             **doc, "id": answer.get("id"), "status": answer.get("status") or "PENDING",
-            "category": answer.get("category") or doc.get("category")}])
+            "category": answer.get("category") or doc.get("category")}], channel_id=channel_id)
         return Outcome(name, language, "created", f"submitted for review: {answer.get('status') or 'PENDING'}",
                        template=store.get(conn, account_id=account_id, waba_id=waba, name=name, language=language))
     if _comparable(current["definition"]) == _comparable(doc):
@@ -110,7 +110,8 @@ def submit(conn, *, account_id, channel_id, definition: Mapping[str, Any] | Temp
         provider.edit_template(channel, credentials, current["meta_id"], doc)
     except Exception as exc:
         return Outcome(name, language, "failed", f"Meta refused the edit: {exc}", code=getattr(exc, "code", None))
-    store.set_definition(conn, account_id=account_id, template_id=current["id"], definition=doc, status="PENDING")
+    store.set_definition(conn, account_id=account_id, template_id=current["id"], definition=doc, status="PENDING",
+                         channel_id=channel_id)
     return Outcome(name, language, "updated", "edited; Meta reviews it again (PENDING until it decides)",
                    template=store.get(conn, account_id=account_id, waba_id=waba, name=name, language=language))
 

@@ -36,5 +36,6 @@ def pull(conn, *, account_id, channel_id) -> dict:
         docs = provider.list_templates(channel, credentials)
     except Exception as exc:   # the adapter's TemplateApiError: Meta's answer, already without secrets
         raise SyncError(f"could not list the templates at Meta: {exc}", code=getattr(exc, "code", None)) from None
-    pulled = store.upsert_from_meta(conn, account_id=account_id, waba_id=channel["group_id"], docs=docs)
+    pulled = store.upsert_from_meta(conn, account_id=account_id, waba_id=channel["group_id"], docs=docs,
+                                    channel_id=channel_id)
     return {"waba_id": channel["group_id"], "pulled": pulled}

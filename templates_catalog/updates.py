@@ -13,14 +13,15 @@ from templates_catalog import store
 TOPICS = frozenset({"template_status", "template_quality", "template_category", "template_components"})
 
 
-def apply(conn, *, account_id, topic: str, detail: Mapping[str, Any]) -> int:
-    """Rows of the catalog changed (0 for a template the catalog does not hold yet: the next sync has it)."""
+def apply(conn, *, account_id, topic: str, detail: Mapping[str, Any], channel_id=None) -> int:
+    """Rows of the catalog changed (0 for a template the catalog does not hold yet: the next sync has it).
+    ``channel_id``: the channel the webhook came through, named by the template.status_changed it emits."""
     meta_id = detail.get("message_template_id")
     if meta_id is None:
         return 0
     if topic == "template_status" and detail.get("event"):
         return store.set_status(conn, account_id=account_id, meta_id=meta_id, status=str(detail["event"]),
-                                reason=detail.get("reason"))
+                                reason=detail.get("reason"), channel_id=channel_id)
     if topic == "template_quality" and detail.get("new_quality_score"):
         return store.set_quality(conn, account_id=account_id, meta_id=meta_id,
                                  quality=str(detail["new_quality_score"]).upper())

@@ -5,9 +5,9 @@ another: a delivery waits while an earlier one of its lane is in flight or waiti
 made under an advisory lock, so two workers never take the same lane at once; a claim takes a lane's whole
 run of due deliveries and posts them in order, stopping at the first failure (the rest go back untouched).
 
-Isolation. Each endpoint has its own small number of lanes in flight (fewer while it is failing) and claims
-read each endpoint's due deliveries apart: an endpoint that hangs holds a few threads for the timeout,
-never another endpoint's deliveries.
+Isolation. Each endpoint has threads of its own (``GATEWAY_WEBHOOK_CONCURRENCY``) that its lanes queue for, few
+lanes claimed while it is failing, and claims read each endpoint's due deliveries apart: an endpoint that hangs
+holds its own threads for the timeout, never another endpoint's deliveries.
 
 Retries. Exponential backoff with jitter over more than a day (``retry_schedule``), a ``Retry-After`` honoured,
 then a dead letter that no longer holds its lane up; 410 Gone disables the endpoint, and so does failing for
@@ -48,7 +48,6 @@ TRIP_S = 2.0                     # after a connection-level failure, an endpoint
 IDLE_EXIT_S = 2.0
 MAX_RUN_S = 60.0
 LEASE_SLACK_S = 60
-RESPONSE_KEPT = 1024
 RETRY_AFTER_MAX_S = 86400        # a Retry-After asking for longer is taken as a day
 USER_AGENT = "omnichannel-gateway-webhooks/1"
 _CONTENT_TYPES = ("message.received", "message.sent")

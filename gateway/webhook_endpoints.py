@@ -86,6 +86,9 @@ def check_types(names, scopes) -> list[dict]:
 def _resolve_types(names: list[str], scopes) -> list[str]:
     readable = event_types.readable_by(scopes)
     if names == ["*"]:
+        if not readable:
+            raise MissingScope("this API key may read no event type; give it messages:read, contacts:read, "
+                               "templates:write or campaigns:write as well")
         return [t for t in event_types.TYPES if t in readable]
     missing = sorted({event_types.TYPES[n].scope for n in names if n not in readable})
     if missing:

@@ -108,6 +108,9 @@ def test_bad_endpoints_are_refused_with_what_to_fix(tenant, hooks, monkeypatch):
     r = tenant.post("/v1/webhook-endpoints", {"url": "https://crm.example.com/h", "event_types": ["*"]}, key=key)
     assert r.status_code == 201 and "contact.created" not in r.json["event_types"]
     assert "message.received" in r.json["event_types"]
+    blind = tenant.key_with("webhooks:write")
+    assert "may read no event type" in problem({"url": "https://crm.example.com/h", "event_types": ["*"]}, status=403,
+                                               key=blind)["detail"]
     no_scope = tenant.key_with("messages:read")
     assert tenant.get("/v1/webhook-endpoints", key=no_scope).status_code == 403
     with db.connection() as conn:

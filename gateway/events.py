@@ -2,8 +2,8 @@
 
 ``emit`` writes in the caller's transaction, so an event exists exactly when
 what it reports was committed. ``feed`` serves them to integrators who pull
-(GET /v1/events) with a cursor no later commit can pass; signed webhook
-delivery is still to come. ``data`` must never hold personal data (ids and
+(GET /v1/events) with a cursor no later commit can pass; the webhook relay
+(gateway/webhook_relay.py) reads them the same way to push them to CRMs. ``data`` must never hold personal data (ids and
 facts only): it outlives an erasure and travels to other systems.
 """
 from __future__ import annotations
@@ -43,11 +43,11 @@ def emit_many(conn, account_id, rows) -> None:
          Jsonb([r[1] or {} for r in rows])))
 
 
-def list_events(conn, *, account_id, after=None, limit: int = 100) -> list[dict]:
-    """Oldest first, after the given event id (the cursor a consumer keeps)."""
-    return conn.execute(
-        "SELECT id, type, subject_id, data, created_at FROM events WHERE account_id = %s "
-        "AND (%s::uuid IS NULL OR id > %s) ORDER BY id LIMIT %s", (account_id, after, after, limit)).fetchall()
+def committed_after(cursor: str) -> str:
+    """SQL condition on events ``e``: after ``cursor`` (an (xid, seq) row expression) and written by a transaction
+    older than every one still running. The feed's rule, which the relay shares: whatever appears later sorts
+    after any cursor already handed out."""
+    return f"(e.xid, e.seq) > {cursor} AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
 
 
 def feed(conn, *, account_id, after: tuple[str, int] | None, limit: int = 100,
@@ -56,9 +56,9 @@ def feed(conn, *, account_id, after: tuple[str, int] | None, limit: int = 100,
     transactions older than every one still running: a cursor handed out is never passed by a later commit."""
     xid, seq = after if after else ("0", 0)
     return conn.execute(
-        "SELECT id, type, subject_id, data, created_at, xid::text AS xid, seq FROM events "
-        "WHERE account_id = %s AND (xid, seq) > (%s::xid8, %s) AND xid < pg_snapshot_xmin(pg_current_snapshot()) "
-        "AND (%s::text[] IS NULL OR type = ANY(%s::text[])) ORDER BY xid, seq LIMIT %s",
+        "SELECT e.id, e.type, e.subject_id, e.data, e.created_at, e.xid::text AS xid, e.seq FROM events e "
+        f"WHERE e.account_id = %s AND {committed_after('(%s::xid8, %s)')} "
+        "AND (%s::text[] IS NULL OR e.type = ANY(%s::text[])) ORDER BY e.xid, e.seq LIMIT %s",
         (account_id, xid, seq, types, types, limit)).fetchall()
 
 

@@ -15,7 +15,7 @@ import time
 import redis
 from rq.job import Job, JobStatus
 
-from gateway import db, jobs, runtime
+from gateway import db, events, jobs, runtime
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -28,12 +28,12 @@ _QUEUED = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 HEARTBEAT_KEY = "gateway:webhooks:drain-alive"
 HEARTBEAT_TTL_S = 5
 
-_FAN_OUT = """
+_FAN_OUT = f"""
 WITH cursor AS (SELECT xid, seq FROM webhook_relay WHERE id = 1 FOR UPDATE SKIP LOCKED),
 batch AS (
     SELECT e.account_id, e.id, e.type, e.subject_id, e.created_at, e.xid, e.seq
     FROM events e, cursor c
-    WHERE (e.xid, e.seq) > (c.xid, c.seq) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+    WHERE {events.committed_after("(c.xid, c.seq)")}
     ORDER BY e.xid, e.seq LIMIT %s
 ),
 fan AS (
@@ -54,9 +54,8 @@ SELECT (SELECT count(*) FROM batch) AS events, (SELECT count(*) FROM fan) AS del
 """
 
 
-_ANY_NEW = """
-SELECT 1 FROM events e, webhook_relay c
-WHERE c.id = 1 AND (e.xid, e.seq) > (c.xid, c.seq) AND e.xid < pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1
+_ANY_NEW = f"""
+SELECT 1 FROM events e, webhook_relay c WHERE c.id = 1 AND {events.committed_after("(c.xid, c.seq)")} LIMIT 1
 """
 
 

@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError
 
 from gateway import audit, db
 from gateway.accounts import authenticate
-from gateway.problems import Problem, field_errors
+from gateway.problems import Problem, field_errors, invalid
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -69,9 +69,7 @@ def json_body(schema: Schema) -> dict:
         return schema.load(data)
     except ValidationError as exc:
         errors = field_errors(exc.messages)
-        raise Problem(422, "Validation Failed",
-                      f"{len(errors)} field(s) are invalid: see errors for each field and how to fix it",
-                      slug="validation-failed", errors=errors) from None
+        raise invalid(errors) from None
 
 
 def _principal(conn):

@@ -27,6 +27,12 @@ class Problem(Exception):
                                 errors=self.errors, headers=self.headers, extra=self.extra)
 
 
+def invalid(errors: list[dict]) -> Problem:
+    """422 listing every invalid field (``errors``: pointer/field and detail each), the API's one form of it."""
+    return Problem(422, "Validation Failed", f"{len(errors)} field(s) are invalid: see errors for each field and how "
+                   "to fix it", slug="validation-failed", errors=errors)
+
+
 def problem_document(status: int, title: str, detail: str, *, slug: str | None = None,
                      errors: list[dict] | None = None, request_id: str | None = None,
                      extra: dict | None = None) -> dict:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from gateway import consent, keywords, send_gate
 from gateway.api.views import bp
 from gateway.http import api, json_object, parse_uuid
-from gateway.problems import Problem
+from gateway.problems import Problem, invalid
 
 _API_SOURCES = ("api", "import", "web_form", "agent")   # keyword and provider events are the gateway's own
 _MAX_PROOF_TEXT = 10_000
@@ -115,8 +115,7 @@ def record_consent(conn, principal, contact_id):
     doc = json_object()
     errors, values = _check_record(doc, consent.purposes_of(conn, account_id=principal.account_id))
     if errors:
-        raise Problem(422, "Validation Failed", f"{len(errors)} field(s) are invalid: see errors for each field and "
-                      "how to fix it", slug="validation-failed", errors=errors)
+        raise invalid(errors)
     event = consent.record(conn, account_id=principal.account_id, contact_id=root["id"], actor=principal.actor,
                            occurred_at=values.pop("occurred_at") or datetime.now(timezone.utc), **values)
     return event, 201

@@ -13,17 +13,12 @@ from gateway.accounts import audit
 from gateway.api import paging
 from gateway.api.views import bp
 from gateway.http import api, json_object, parse_uuid
-from gateway.problems import Problem
+from gateway.problems import Problem, invalid
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
 _CHANNEL_KINDS = ("whatsapp", "messenger", "instagram", "twilio", "sandbox")
 _SEARCH_ARGS = ("limit", "before", "phone", "region", "tag", "channel_id", "channel_kind", "active_after",
                 "active_before")
-
-
-def _invalid(errors: list[dict]) -> Problem:
-    return Problem(422, "Validation Failed", f"{len(errors)} field(s) are invalid: see errors for each field and how "
-                   "to fix it", slug="validation-failed", errors=errors)
 
 
 def _bad_filter(detail: str) -> Problem:
@@ -140,7 +135,7 @@ def patch_contact(conn, principal, contact_id):
             raise Problem(422, "Attribute Type", f"attribute value(s) of the wrong type: {named}; see errors for "
                           "what each accepts (GET /v1/attribute-definitions lists the types)", slug="attribute-type",
                           errors=errors)
-        raise _invalid(errors)
+        raise invalid(errors)
     if values:
         def change(profile):
             for name, value in values.items():
@@ -212,7 +207,7 @@ def create_attribute_definition(conn, principal):
     doc = json_object()
     errors = attributes.check_definition(doc)
     if errors:
-        raise _invalid(errors)
+        raise invalid(errors)
     try:
         row = attributes.create_definition(conn, account_id=principal.account_id, name=doc["name"], type_=doc["type"],
                                            label=doc.get("label"), filterable_=doc.get("filterable", False),
@@ -232,7 +227,7 @@ def update_attribute_definition(conn, principal, name):
     doc = json_object()
     errors = attributes.check_definition(doc, partial=True)
     if errors:
-        raise _invalid(errors)
+        raise invalid(errors)
     row = attributes.update_definition(conn, account_id=principal.account_id, name=name, changes=doc,
                                        actor=principal.actor)
     if row is None:
@@ -269,7 +264,7 @@ def add_note(conn, principal, thread_id):
         errors.append({"pointer": "/author", "detail": "who wrote it in your CRM (an agent's external id), 1 to "
                                                        f"{notes.MAX_AUTHOR} characters; leave it out for this API key"})
     if errors:
-        raise _invalid(errors)
+        raise invalid(errors)
     try:
         note = notes.add(conn, account_id=principal.account_id, thread_id=parse_uuid(thread_id, "thread"),
                          body=body, author=author.strip() if author else None, actor=principal.actor)
@@ -314,7 +309,7 @@ def change_thread_tags(conn, principal, thread_id):
         except contact_tags.BadTag as exc:
             errors.append({"pointer": f"/{name}", "detail": str(exc)})
     if errors:
-        raise _invalid(errors)
+        raise invalid(errors)
     out = contact_tags.change_thread(conn, account_id=principal.account_id, thread_id=parse_uuid(thread_id, "thread"),
                                      add=lists["add"], remove=lists["remove"])
     if out is None:

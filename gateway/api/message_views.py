@@ -9,7 +9,7 @@ from gateway.api import paging
 from gateway.api.schemas import BatchMessage, MessageCreate
 from gateway.api.views import bp
 from gateway.http import api, json_body, parse_uuid
-from gateway.problems import Problem, field_errors, problem_document
+from gateway.problems import Problem, field_errors, invalid, problem_document
 
 _CREATE = MessageCreate()   # built once: constructing nested schemas costs more than loading a body
 _BATCH_ITEM = BatchMessage()
@@ -107,9 +107,7 @@ def send_batch(conn, principal):
             body = _BATCH_ITEM.load(item if isinstance(item, dict) else {})
         except ValidationError as exc:
             errors = field_errors(exc.messages, f"/messages/{i}")
-            results[i] = _item_problem(i, Problem(422, "Validation Failed", f"{len(errors)} field(s) are invalid: "
-                                                  "see errors for each field and how to fix it",
-                                                  slug="validation-failed", errors=errors))
+            results[i] = _item_problem(i, invalid(errors))
             continue
         kind = body["type"]
         content = dict(body[kind]) if kind != "contacts" else {"contacts": body["contacts"]}

@@ -9,7 +9,7 @@ and ``NotFound(…, slug=…)`` (404). A slug built with an f-string from a help
 (``_not_found("team", …)``) is filled in at each call that passes a literal.
 
 A view's own problem types are those of its body and of the HTTP-layer helpers it calls (``gateway.api``,
-``gateway.http``, the webhook receiver), followed call by call. Domain code raises domain exceptions that
+``gateway.http``, ``gateway.problems``, the webhook receiver), followed call by call. Domain code raises domain exceptions that
 views translate case by case, so it is not followed: an operation that passes the send gate says so in its
 table entry (``raises=``), and the document adds what that module constructs.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("gateway", "webhooks", "templates_catalog")
 SKIP = ("gateway/sandbox",)   # the sandbox is a separate server standing in for Meta and Twilio
-HTTP_LAYER = ("gateway.api", "gateway.http", "webhooks.receiver")
+HTTP_LAYER = ("gateway.api", "gateway.http", "gateway.problems", "webhooks.receiver")
 # Werkzeug's own errors, which the app's handler turns into problems with the exception's name as title.
 FRAMEWORK = (("not-found", 404, "Not Found"), ("method-not-allowed", 405, "Method Not Allowed"),
              ("bad-request", 400, "Bad Request"))

@@ -10,13 +10,8 @@ from gateway.accounts import audit
 from gateway.api import paging
 from gateway.api.views import bp
 from gateway.http import api, json_object, parse_uuid
-from gateway.problems import Problem
+from gateway.problems import Problem, invalid
 
-
-
-def _invalid(errors: list[dict]) -> Problem:
-    return Problem(422, "Validation Failed", f"{len(errors)} field(s) are invalid: see errors for each field and how "
-                   "to fix it", slug="validation-failed", errors=errors)
 
 
 def _time(value, pointer: str, errors: list[dict]) -> datetime | None:
@@ -56,7 +51,7 @@ def set_thread_status(conn, principal, thread_id):
     if agent is not None and (not isinstance(agent, str) or not agent.strip() or len(agent) > 200):
         errors.append({"pointer": "/agent", "detail": "the CRM's id of the person making the change (text)"})
     if errors:
-        raise _invalid(errors)
+        raise invalid(errors)
     try:
         result = thread_status.set_status(conn, account_id=principal.account_id,
                                           thread_id=parse_uuid(thread_id, "thread"), status=status,
@@ -104,7 +99,7 @@ def list_survey_responses(conn, principal):
     if args.get("since"):
         filters["since"] = _time(args["since"], "?since", errors)
     if errors:
-        raise _invalid(errors)
+        raise invalid(errors)
     limit = paging.limit()
     rows = surveys.list_responses(conn, account_id=principal.account_id, limit=limit, before=paging.decode("before"),
                                   **filters)
@@ -137,5 +132,5 @@ def put_survey_config(conn, principal):
     doc = json_object()
     errors = surveys.validate_settings(doc)
     if errors:
-        raise _invalid(errors)
+        raise invalid(errors)
     return _config_view(surveys.save_settings(conn, account_id=principal.account_id, doc=doc, actor=principal.actor))

@@ -10,7 +10,7 @@ from gateway import webhook_endpoints, webhook_log
 from gateway.api.schemas import StrictSchema
 from gateway.api.views import bp
 from gateway.http import api, json_body, parse_uuid
-from gateway.problems import Problem
+from gateway.problems import Problem, invalid
 
 SCOPE = "webhooks:write"
 
@@ -63,11 +63,6 @@ def _endpoint_view(row: dict) -> dict:
     return out
 
 
-def _invalid(errors: list[dict]) -> Problem:
-    return Problem(422, "Validation Failed", f"{len(errors)} field(s) are invalid: see errors for each field and how "
-                   "to fix it", slug="validation-failed", errors=errors)
-
-
 def _missing_scope(exc) -> Problem:
     return Problem(403, "Forbidden", str(exc), slug="missing-scope")
 
@@ -98,7 +93,7 @@ def create_webhook_endpoint(conn, principal):
                                        description=doc["description"], include_content=doc["include_content"],
                                        enabled=doc["enabled"])
     except webhook_endpoints.EndpointError as exc:
-        raise _invalid(exc.errors) from None
+        raise invalid(exc.errors) from None
     except webhook_endpoints.MissingScope as exc:
         raise _missing_scope(exc) from None
     return _endpoint_view(row), 201, {"Location": f"/v1/webhook-endpoints/{row['id']}"}
@@ -119,7 +114,7 @@ def update_webhook_endpoint(conn, principal, endpoint_id):
         row = webhook_endpoints.update(conn, account_id=principal.account_id, endpoint_id=current["id"],
                                        changes=doc, scopes=principal.scopes, actor=principal.actor)
     except webhook_endpoints.EndpointError as exc:
-        raise _invalid(exc.errors) from None
+        raise invalid(exc.errors) from None
     except webhook_endpoints.MissingScope as exc:
         raise _missing_scope(exc) from None
     return _endpoint_view(row)
@@ -212,8 +207,8 @@ def replay_webhook_events(conn, principal, endpoint_id):
     row = _endpoint(conn, principal, endpoint_id)
     doc = json_body(Replay())
     if doc["until"] is not None and doc["until"] <= doc["since"]:
-        raise _invalid([{"field": "until", "detail": "until must be later than since"}])
+        raise invalid([{"field": "until", "detail": "until must be later than since"}])
     if doc["since"] > datetime.now(doc["since"].tzinfo):
-        raise _invalid([{"field": "since", "detail": "since is in the future: nothing to replay yet"}])
+        raise invalid([{"field": "since", "detail": "since is in the future: nothing to replay yet"}])
     return webhook_log.replay_since(conn, account_id=principal.account_id, endpoint_id=row["id"], since=doc["since"],
                                     until=doc["until"], only_failed=doc["only_failed"]), 202

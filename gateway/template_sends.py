@@ -24,9 +24,11 @@ def check_whatsapp(conn, account_id, channel: dict, contact_id, content: dict, m
     and its parameters fit - what Meta would refuse with 132001, 132015/132016 or 132000, refused before
     anything is queued. ``content`` gets the language, the rendered Cloud API components and the text the
     customer will see (``rendered_text``). A business account never synced is not checked (raw components
-    with a language pass as they are). ``memo`` keeps catalog reads for the rest of a batch (same transaction)."""
+    with a language pass as they are; with ``check_parameters`` beside them, they are checked first).
+    ``memo`` keeps catalog reads for the rest of a batch (same transaction)."""
     waba = channel.get("group_id")
     name = content.get("name")
+    check = content.pop("check_parameters", None)   # the facade's components, in the renderer's form
     memo = {} if memo is None else memo
     if not waba:
         return _unsynced(content)
@@ -49,6 +51,10 @@ def check_whatsapp(conn, account_id, channel: dict, contact_id, content: dict, m
         raise Refused("template_not_sendable", 422, f"template {name!r} ({row['language']}) is {row['status']}"
                       f"{why} at Meta; only APPROVED templates can be sent", extra={"template_status": row["status"]})
     if content.get("parameters") is None and content.get("components"):
+        if check is not None:
+            # The Cloud API facade: the integration's components go as given, once the catalog agrees with
+            # them (what Meta would refuse with 132000 is refused here), and the thread shows the text.
+            content["rendered_text"] = _render(row, check).text
         return   # Cloud API components as given: sent as they are
     rendered = _render(row, content.pop("parameters", None))
     content["components"] = rendered.cloud_api.get("components", [])

@@ -38,11 +38,17 @@ def openapi_path(rule: str) -> str:
     return _RULE_PARAM.sub(lambda m: "{" + m.group(2) + "}", rule)
 
 
+# Blueprints that speak another vendor's API (the Cloud API facade under /graph, the Twilio one under /twilio):
+# Meta and Twilio document them, in their own error shapes; the README says what the gateway adds.
+FOREIGN_APIS = ("graph.", "twilio_api.")
+
+
 def routes(app: Flask) -> list[tuple[str, str, str]]:
-    """(method, Flask rule, endpoint) of every route a client calls (Flask's static files aside)."""
+    """(method, Flask rule, endpoint) of every route of the gateway's own API a client calls (Flask's static
+    files and the vendor-shaped facades aside)."""
     out = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith(FOREIGN_APIS):
             continue
         out += [(m, rule.rule, rule.endpoint) for m in sorted(rule.methods - IGNORED_METHODS)]
     return sorted(out)

@@ -102,6 +102,9 @@ def _template(content: Mapping[str, Any]) -> dict:
 
 
 def _interactive(content: Mapping[str, Any]) -> dict:
+    given = content.get("cloud_api")
+    if isinstance(given, Mapping):
+        return dict(given)   # Meta's own object, as a Cloud API integration sent it (the /graph facade)
     kind = str(content.get("type") or "").lower()   # Meta documents lowercase (B1)
     out: dict = {"type": kind}
     header = content.get("header")
@@ -206,8 +209,11 @@ def build_body(message: OutboundMessage) -> dict:
     content = message.content if isinstance(message.content, Mapping) else {}
     if message.kind == "read":
         # Marks this and every earlier message in the thread read; answered {"success": true}.
-        return {"messaging_product": "whatsapp", "status": "read",
+        body = {"messaging_product": "whatsapp", "status": "read",
                 "message_id": _ident(content.get("message_id"), "a read receipt")}
+        if isinstance(content.get("typing_indicator"), Mapping):
+            body["typing_indicator"] = dict(content["typing_indicator"])   # "typing…" until the reply goes
+        return body
     build = BUILDERS.get(message.kind)
     if build is None:
         raise BodyError(f"WhatsApp has no message kind {message.kind!r}")

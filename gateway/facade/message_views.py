@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import time
 
 from flask import request
 
-from gateway import messages, outbound, send_gate
+from gateway import messages, outbound, ratelimit, send_gate
 from gateway.facade import ids, translate
 from gateway.facade.auth import graph, whatsapp_channel
 from gateway.facade.errors import GraphError, invalid_parameter, refused
@@ -24,6 +26,8 @@ from templates_catalog import store
 # The same request body with the same biz_opaque_callback_data is a retry within this long (a day: longer
 # than any client's retry loop, shorter than a campaign's reuse of one callback value for next week's send).
 OPAQUE_WINDOW_S = 24 * 3600
+DEFAULT_RATE_PER_S = 80.0      # Meta's default throughput per number (protocols.md B4)
+DEFAULT_BACKLOG_S = 600.0      # GATEWAY_FACADE_BACKLOG_S: how far ahead of the number's rate the facade takes sends
 
 
 @bp.post("/<version>/<phone_number_id>/messages")
@@ -49,6 +53,7 @@ def _send(conn, account_id, channel: dict, wanted: translate.Outbound, body: dic
         key, earlier = _opaque_retry(conn, account_id, channel["id"], body)
         if earlier is not None:
             return _answer(wanted, earlier, _wa_id(wanted.to))
+    _throttle(channel)
     content = dict(wanted.content)
     if wanted.react_to is not None:
         content["message_id"] = _ours(conn, account_id, channel["id"], wanted.react_to, "reaction['message_id']")
@@ -74,6 +79,21 @@ def _send(conn, account_id, channel: dict, wanted: translate.Outbound, body: dic
         conn.commit()
         outbound.enqueue(account_id, message_id)
     return _answer(wanted, message_id, _wa_id(wanted.to))
+
+
+def _throttle(channel: dict) -> None:
+    """Meta refuses a number's sends beyond its throughput with 130429; the gateway queues them and paces the
+    provider instead, so a burst goes through. But an integration that sends faster than the number can
+    deliver, for longer than GATEWAY_FACADE_BACKLOG_S worth of its rate, only builds a queue whose last
+    message would leave too late: it gets 130429, with the wait in Retry-After, as from Meta."""
+    rate = float((channel["settings"] or {}).get("rate_per_s") or DEFAULT_RATE_PER_S)
+    ahead = float(os.environ.get("GATEWAY_FACADE_BACKLOG_S") or DEFAULT_BACKLOG_S)
+    wait = ratelimit.try_take(f"facade:{channel['id']}", rate, burst=rate * ahead)
+    if wait > 0:
+        raise GraphError(130429, "Rate limit hit", f"this phone number sends {rate:g} messages per second and "
+                         f"already has {ahead:g} seconds of messages waiting; retry after {math.ceil(wait)} s, "
+                         "or spread the sends out", status=429, headers={"Retry-After": str(math.ceil(wait))},
+                         extra={"is_transient": True})
 
 
 def _answer(wanted: translate.Outbound, message_id, wa_id: str) -> dict:

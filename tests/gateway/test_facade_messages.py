@@ -326,3 +326,17 @@ def test_authentication_and_scopes_answer_in_metas_envelope(client, sandbox):
         ok = client.post(f"/graph/{version}/{ch['external_id']}/messages", json={**body, "to": phone()},
                          headers={"Authorization": f"Bearer {inbox.key}"})
         assert ok.json["error"]["code"] == 131047   # reached the gate: every version is served alike
+
+
+def test_sending_faster_than_the_number_can_for_too_long_is_130429_with_retry_after(client, sandbox, monkeypatch):
+    monkeypatch.setenv("GATEWAY_FACADE_BACKLOG_S", "2")
+    inbox, ch = _setup(client, sandbox, rate_per_s=1)   # one a second, two seconds ahead: a burst of two
+    to = phone()
+    customer_writes(inbox, ch, to)
+    body = {"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": "x"}}
+    answers = [graph(inbox, f"/{ch['external_id']}/messages", {**body, "text": {"body": str(i)}}) for i in range(3)]
+    assert [r.status_code for r in answers[:2]] == [200, 200]
+    e = _error(answers[2], 429, 130429)
+    assert int(answers[2].headers["Retry-After"]) >= 1 and e["error_data"]["is_transient"] is True
+    time.sleep(1.1)
+    assert graph(inbox, f"/{ch['external_id']}/messages", body).status_code == 200

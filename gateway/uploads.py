@@ -265,6 +265,11 @@ def load_content(conn, *, account_id, upload_id) -> tuple[bytes, str, str | None
     return data, row["mime_type"], filename
 
 
+def delete(conn, *, account_id, upload_id) -> bool:
+    """Delete one upload now, as its owner asked (the Cloud API facade's DELETE /{media-id})."""
+    return conn.execute("DELETE FROM uploads WHERE account_id = %s AND id = %s", (account_id, upload_id)).rowcount > 0
+
+
 def purge_expired(conn, *, batch_size: int = 500) -> int:
     """Delete up to batch_size expired uploads (every account: a maintenance pass); returns how many."""
     return conn.execute(

@@ -155,6 +155,14 @@ def _media(conn, principal, object_id: str, method: str):
     return None
 
 
+def _known_media(conn, principal, object_id: str, method: str):
+    """``_media``, or Meta's "does not exist" for an id that names no media of this account."""
+    found = _media(conn, principal, object_id, method)
+    if found is None:
+        raise no_such_object(object_id, method)
+    return found
+
+
 def _phone_number(conn, account_id, phone_number_id: str) -> dict:
     """Meta's phone number node from what the gateway knows: the channel, and the latest phone quality and
     name updates Meta sent (channels.health). What it does not know is left out, never guessed."""
@@ -216,10 +224,7 @@ def get_object(conn, principal, object_id):
 @graph(scope="messages:read")
 def get_content(conn, principal, object_id):
     """The bytes behind a media URL this facade handed out (Bearer key required, like Meta's lookaside)."""
-    found = _media(conn, principal, object_id, "get")
-    if found is None:
-        raise no_such_object(object_id, "get")
-    kind, meta = found
+    kind, meta = _known_media(conn, principal, object_id, "get")
     if kind == "upload":
         try:
             data, mime, filename = uploads.load_content(conn, account_id=principal.account_id,
@@ -245,15 +250,12 @@ def get_content(conn, principal, object_id):
 @graph(scope="messages:send")
 def delete_object(conn, principal, object_id):
     """Delete an upload of this account (as Meta deletes uploaded media); ``{"success": true}``."""
-    found = _media(conn, principal, object_id, "delete")
-    if found is None:
-        raise no_such_object(object_id, "delete")
-    kind, meta = found
+    kind, meta = _known_media(conn, principal, object_id, "delete")
     if kind == "inbound":
         raise GraphError(100, "Invalid parameter", "this is media a customer sent: it is part of the conversation "
                          "history and is deleted with it (contact erasure or the account's retention), not one "
                          "file at a time; only media you uploaded can be deleted here")
-    conn.execute("DELETE FROM uploads WHERE account_id = %s AND id = %s", (principal.account_id, meta["id"]))
+    uploads.delete(conn, account_id=principal.account_id, upload_id=meta["id"])
     audit(conn, account_id=principal.account_id, actor=principal.actor, action="upload.deleted",
           target_type="upload", target_id=meta["id"], detail={"size_bytes": meta["size_bytes"]})
     return {"success": True}

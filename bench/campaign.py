@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from send import PHONE_NUMBER_ID, _free_port, _http, _post_all, _wait_http, log  # noqa: E402
+from _stack import free_port as _free_port, wait_http as _wait_http  # noqa: E402
+from send import PHONE_NUMBER_ID, _http, _post_all, log  # noqa: E402
 
 WABA = "WABA-bench"
 TEMPLATE = {"name": "renovacion", "language": "es", "category": "UTILITY", "status": "APPROVED", "id": "90001",

@@ -23,11 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -39,13 +35,6 @@ PHONE_NUMBER_ID = "109000000000001"
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _post_all(port: int, path: str, bodies: list[bytes], headers: str, conns: int = 16) -> list[float]:
@@ -82,20 +71,6 @@ def _http(url: str, doc=None, headers=None, method=None):
                                  headers={"Content-Type": "application/json", **(headers or {})})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read() or b"null")
-
-
-def _wait_http(url: str, procs) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise SystemExit(f"{url} did not come up")
-            time.sleep(0.1)
 
 
 def setup(sandbox_url: str, recipients: int) -> tuple[str, str, list[str]]:
@@ -146,34 +121,11 @@ def main() -> None:
     args = p.parse_args()
     n = 3000 if args.quick else args.messages
 
+    from bench._stack import sandbox_stack, wait_http
     from gateway.cli import gunicorn_args
-    from gateway.crypto import Keyring
-    from gateway.embedded import EmbeddedServers
-    from gateway.migrate import migrate
-    tmp = Path(tempfile.mkdtemp(prefix="gw-bench-send-"))
-    servers = EmbeddedServers(tmp / "data")
-    procs: list[subprocess.Popen] = []
-    try:
-        env = {**os.environ, "DATABASE_URL": servers.start_postgres("bench"), "REDIS_URL": servers.start_valkey(),
-               "GATEWAY_KEYRING_FILE": str(Keyring.generate().save(tmp / "keyring.json")),
-               "GATEWAY_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-        env.pop("GATEWAY_MASTER_KEYS", None)
-        os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "GATEWAY_KEYRING_FILE")})
-        migrate(env["DATABASE_URL"], log=lambda m: None)
-
-        sandbox_port, web_port = _free_port(), _free_port()
-        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        def spawn(name: str, argv: list[str]) -> subprocess.Popen:
-            if not args.logs:
-                return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
-            args.logs.mkdir(parents=True, exist_ok=True)
-            with open(args.logs / f"{name}.log", "wb") as out:
-                return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(spawn("sandbox", ["-m", "gateway.cli", "sandbox", "serve", "--port", str(sandbox_port),
-                                       "--data-dir", str(tmp)]))
-        _wait_http(sandbox_url + "/_sandbox/stats", procs)
+    with sandbox_stack("gw-bench-send-", args.logs) as stack:
+        spawn, procs, sandbox_port, web_port = stack.spawn, stack.procs, stack.sandbox_port, stack.web_port
+        sandbox_url = stack.sandbox_url
         _http(sandbox_url + "/_sandbox/config", {"callbacks": False})
         recipients = min(n, args.recipients)
         log(f"setting up {recipients:,} recipients…")
@@ -190,13 +142,13 @@ def main() -> None:
         before = received(sandbox_url)
 
         # (b) the gateway end to end
-        procs.append(spawn("api", ["-m", "gunicorn", *gunicorn_args("127.0.0.1", web_port)]))
+        spawn("api", ["-m", "gunicorn", *gunicorn_args("127.0.0.1", web_port)])
         def start_workers():
             for i in range(args.workers):
-                procs.append(spawn(f"worker-{i}", ["-m", "gateway.cli", "worker", "send"]))
+                spawn(f"worker-{i}", ["-m", "gateway.cli", "worker", "send"])
         if not args.backlog:
             start_workers()
-        _wait_http(f"http://127.0.0.1:{web_port}/healthz", procs)
+        wait_http(f"http://127.0.0.1:{web_port}/healthz", procs)
         messages = [{"channel_id": channel_id, "contact_id": contact_ids[i % recipients], "type": "text",
                      "text": {"body": f"pedido {i} listo"}} for i in range(n)]
         if args.batch > 1:
@@ -228,17 +180,6 @@ def main() -> None:
                           "ratio": round(sends / capacity, 3), "api_accept_per_s": round(n / (api_done - started), 1),
                           "messages": n, "per_request": args.batch, "recipients": recipients,
                           "send_workers": args.workers, "connections": 16}))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        servers.stop()
-
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,9 @@ then a dead letter that no longer holds its lane up; 410 Gone disables the endpo
 ``GATEWAY_WEBHOOK_DISABLE_AFTER_HOURS``; a disabled endpoint's deliveries wait for it to be enabled again.
 Delivery is at least once (a worker killed mid-post sends again after its lease): receivers deduplicate on
 ``webhook-id``, the event's id, which every attempt and replay of an event carries.
+
+Formats. A ``meta`` endpoint's bodies are Meta's WhatsApp webhooks (gateway/facade/webhook_format.py), signed
+with ``X-Hub-Signature-256`` as Meta signs them; everything else about delivery is the same.
 """
 from __future__ import annotations
 
@@ -95,6 +98,13 @@ def sign(secrets: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
     return " ".join("v1," + base64.b64encode(hmac.new(s, signed, hashlib.sha256).digest()).decode() for s in secrets)
 
 
+def sign_meta(secret: bytes, body: bytes) -> str:
+    """Meta's ``X-Hub-Signature-256``: ``sha256=`` + hex HMAC-SHA256 of the exact body, keyed with the app secret.
+    One signature only: during a rotation's grace period it is the newest secret's (signing_secrets gives only
+    that one for a meta endpoint), since Meta's header has no room for two."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
 # -- claiming -------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -114,6 +124,7 @@ class Lane:
     url: str
     secrets: list
     items: list = field(default_factory=list)
+    format: str = "standard"
 
 
 @dataclass
@@ -193,7 +204,7 @@ class _Endpoints:
         if missing or time.monotonic() - self._read_at > self.REFRESH_S:
             wanted = list(set(ids) | set(self._rows))
             self._rows = {r["id"]: r for r in conn.execute(
-                "SELECT account_id, id::text AS id, url, include_content, scopes, updated_at, failing_since, "
+                "SELECT account_id, id::text AS id, url, format, include_content, scopes, updated_at, failing_since, "
                 "previous_secret_until > now() AS grace FROM webhook_endpoints WHERE id = ANY (%s::uuid[])",
                 (wanted,)).fetchall()}
             self._read_at = time.monotonic()
@@ -243,7 +254,7 @@ def claim(conn, endpoints: _Endpoints, in_flight: dict, per_endpoint: int, recov
                 continue
             in_flight[r["endpoint_id"]] = n + 1
             ahead[key] = n
-            lane = by_lane[key] = Lane(r["endpoint_id"], ep["url"], ep["secrets"])
+            lane = by_lane[key] = Lane(r["endpoint_id"], ep["url"], ep["secrets"], format=ep["format"])
         lane.items.append(Item(r["seq"], r["endpoint_id"], r["lane"], r["attempts"]))
     if not by_lane:
         conn.commit()
@@ -263,6 +274,16 @@ def claim(conn, endpoints: _Endpoints, in_flight: dict, per_endpoint: int, recov
 
 
 def _build_bodies(conn, items: dict, taken: list[dict], info: dict) -> None:
+    meta = [t for t in taken if info[items[t["seq"]].endpoint_id]["format"] == "meta"]
+    if meta:
+        taken = [t for t in taken if info[items[t["seq"]].endpoint_id]["format"] != "meta"]
+        from gateway.facade import webhook_format
+        bodies = webhook_format.bodies(conn, meta)
+        for t in meta:
+            i = items[t["seq"]]
+            i.account_id, i.event_id = t["account_id"], t["event_id"]
+            # None (past retention, the contact erased, the message gone): nothing to send, as for standard.
+            i.body = bodies.get(t["seq"]) or b""
     content = _contents(conn, items, taken, info)
     for t in taken:
         i = items[t["seq"]]
@@ -338,11 +359,16 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
-def post(url: str, secrets: list, item: Item, timeout: float) -> Result:
+def post(url: str, secrets: list, item: Item, timeout: float, format: str = "standard") -> Result:
     conn, target = _connection(url, timeout)
-    stamp = int(time.time())
-    headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT), ("webhook-id", item.event_id),
-               ("webhook-timestamp", str(stamp)), ("webhook-signature", sign(secrets, item.event_id, stamp, item.body))]
+    if format == "meta":
+        headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT), ("webhook-id", item.event_id),
+                   ("X-Hub-Signature-256", sign_meta(secrets[0], item.body))]
+    else:
+        stamp = int(time.time())
+        headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT), ("webhook-id", item.event_id),
+                   ("webhook-timestamp", str(stamp)),
+                   ("webhook-signature", sign(secrets, item.event_id, stamp, item.body))]
     at = time.time()
     started = time.perf_counter()
     for attempt in (0, 1):
@@ -387,9 +413,11 @@ def deliver_lane(lane: Lane, timeout: float) -> list[Result]:
     out: list[Result] = []
     for n, item in enumerate(lane.items):
         if not item.body:
-            out.append(Result(item, "expired", error="the event is past its retention and was not sent"))
+            out.append(Result(item, "expired", error="the event is past its retention and was not sent" if
+                              lane.format != "meta" else "nothing to send: the event is past its retention, or its "
+                              "message or contact is gone (erased)"))
             continue
-        result = post(lane.url, lane.secrets, item, timeout)
+        result = post(lane.url, lane.secrets, item, timeout, lane.format)
         out.append(result)
         if result.outcome != "delivered":
             out += [Result(i, "released") for i in lane.items[n + 1:]]

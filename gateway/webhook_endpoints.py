@@ -4,6 +4,11 @@ The secret (Standard Webhooks' ``whsec_`` + base64 of 32 random bytes) is shown 
 and kept encrypted under the account's data key. A rotation keeps the previous secret signing beside the new
 one for a grace period, so a CRM can switch without dropping a delivery. An endpoint subscribes only to event
 types its creating key may read, and that key's scopes travel with it: payload content follows them.
+
+An endpoint's ``format`` is ``standard`` (the gateway's event bodies, Standard Webhooks signatures) or ``meta``:
+WhatsApp messages and statuses in Meta's own webhook format for an integration written against the Cloud API
+(gateway/facade/webhook_format.py). A meta endpoint may keep the integration's existing Meta app secret as its
+secret, carries only ``META_TYPES``, and may be narrowed to some WhatsApp channels (``channel_ids``).
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import base64
 import ipaddress
 import os
 import secrets
+import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -21,8 +27,12 @@ from gateway.db import uuid7
 
 SECRET_PREFIX = "whsec_"
 MAX_GRACE = timedelta(days=7)
-_COLUMNS = ("id, url, description, event_types, scopes, include_content, enabled, disabled_reason, disabled_at, "
-            "previous_secret_until, failing_since, last_success_at, created_at, updated_at")
+FORMATS = ("standard", "meta")
+META_TYPES = ("message.received", "message.sent", "message.status")   # what Meta's `messages` field carries
+SECRET_MIN, SECRET_MAX = 8, 512
+_COLUMNS = ("id, url, description, format, channel_ids, event_types, scopes, include_content, enabled, "
+            "disabled_reason, disabled_at, previous_secret_until, failing_since, last_success_at, created_at, "
+            "updated_at")
 
 
 class EndpointError(ValueError):
@@ -83,6 +93,67 @@ def check_types(names) -> list[dict]:
     return []
 
 
+def check_meta(conn, account_id, *, names, channel_ids, secret, include_content) -> list[dict]:
+    """What a meta-format endpoint may hold: Meta's message types, WhatsApp channels of this account, an app
+    secret of a sensible length, and content (Meta's format has no bare variant)."""
+    errors = []
+    if names is not None and names != ["*"]:
+        errors += check_types(names)
+        other = sorted(set(names) - set(META_TYPES)) if not errors else []
+        if other:
+            errors.append({"field": "event_types", "detail": f"a meta-format endpoint carries only "
+                           f"{', '.join(META_TYPES)} (what Meta's WhatsApp webhook sends); remove {', '.join(other)}, "
+                           "or leave event_types out for all three"})
+    if channel_ids is not None:
+        errors += check_channels(conn, account_id, channel_ids)
+    if secret is not None and (not isinstance(secret, str) or not SECRET_MIN <= len(secret) <= SECRET_MAX):
+        errors.append({"field": "secret", "detail": f"give the integration's Meta app secret ({SECRET_MIN} to "
+                       f"{SECRET_MAX} characters), or leave secret out and a whsec_ one is made"})
+    if include_content is False:
+        errors.append({"field": "include_content", "detail": "a meta-format endpoint carries messages as Meta "
+                       "sends them, content included; use format \"standard\" with include_content false instead"})
+    return errors
+
+
+def check_channels(conn, account_id, channel_ids) -> list[dict]:
+    """``channel_ids`` must name WhatsApp channels of this account (null: every one, present and future)."""
+    if not isinstance(channel_ids, list) or not channel_ids:
+        return [{"field": "channel_ids", "detail": "list the ids of this account's WhatsApp channels to forward, or "
+                                                   "leave channel_ids out (null) for every WhatsApp channel"}]
+    ids = []
+    for raw in channel_ids:
+        try:
+            ids.append(raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw)))
+        except ValueError:
+            return [{"field": "channel_ids", "detail": f"{raw!r} is not a channel id (a UUID)"}]
+    found = {r["id"]: r["kind"] for r in conn.execute(
+        "SELECT id, kind FROM channels WHERE account_id = %s AND id = ANY (%s::uuid[])", (account_id, ids)).fetchall()}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        return [{"field": "channel_ids", "detail": f"no channel {', '.join(missing)} in this account"}]
+    other = [f"{i} ({found[i]})" for i in ids if found[i] != "whatsapp"]
+    if other:
+        return [{"field": "channel_ids", "detail": f"a meta-format endpoint forwards WhatsApp channels only; "
+                                                   f"{', '.join(other)} is not one"}]
+    return []
+
+
+def format_filter(w: str, account_id: str, channel_id: str) -> str:
+    """SQL: endpoint ``w`` takes an event of this account whose data names ``channel_id`` (a text expression):
+    a standard endpoint every one; a meta endpoint only a WhatsApp channel's, of its ``channel_ids`` when set
+    (they were checked to be WhatsApp channels), else of any WhatsApp channel (a primary-key probe). The relay
+    and replays share it."""
+    return (f"({w}.format = 'standard' OR CASE WHEN {w}.channel_ids IS NOT NULL "
+            f"THEN {channel_id}::uuid = ANY ({w}.channel_ids) "
+            f"ELSE EXISTS (SELECT 1 FROM channels ch WHERE ch.account_id = {account_id} "
+            f"AND ch.id = {channel_id}::uuid AND ch.kind = 'whatsapp') END)")
+
+
+def _meta_only(changes: dict, names) -> list[dict]:
+    return [{"field": name, "detail": f"{name} applies to format \"meta\" endpoints only"}
+            for name in names if changes.get(name) is not None]
+
+
 def _resolve_types(names: list[str], scopes) -> list[str]:
     readable = event_types.readable_by(scopes)
     if names == ["*"]:
@@ -109,23 +180,47 @@ def _aad(account_id, endpoint_id, column: str) -> bytes:
     return field_aad("webhook_endpoints", column, account_id, endpoint_id)
 
 
-def create(conn, *, account_id, url: str, names: list[str], scopes, actor: str, description: str | None = None,
-           include_content: bool = True, enabled: bool = True) -> dict:
-    """Returns the endpoint with its ``secret``: the one time it is shown."""
-    errors = check_url(url) + check_types(names)
+def create(conn, *, account_id, url: str, names: list[str] | None, scopes, actor: str,
+           description: str | None = None, include_content: bool = True, enabled: bool = True,
+           format: str = "standard", channel_ids: list | None = None, secret: str | None = None,
+           verify_token: str | None = None) -> dict:
+    """Returns the endpoint with its ``secret``: the one time it is shown. A meta-format endpoint takes ``names``
+    None for Meta's three types, may keep the integration's own ``secret`` (its Meta app secret), and with a
+    ``verify_token`` must first pass Meta's subscription handshake (the token is not kept)."""
+    errors = check_url(url)
+    if format not in FORMATS:
+        errors.append({"field": "format", "detail": "format is \"standard\" (the gateway's events, Standard "
+                                                    "Webhooks) or \"meta\" (WhatsApp in Meta's webhook format)"})
+    elif format == "meta":
+        errors += check_meta(conn, account_id, names=names, channel_ids=channel_ids, secret=secret,
+                             include_content=include_content)
+    else:
+        errors += check_types(names) + _meta_only({"channel_ids": channel_ids, "secret": secret,
+                                                   "verify_token": verify_token},
+                                                  ("channel_ids", "secret", "verify_token"))
     if errors:
         raise EndpointError(errors)
-    types = _resolve_types(names, scopes)
-    endpoint_id, secret = uuid7(), new_secret()
+    types = _resolve_types(list(META_TYPES) if format == "meta" and names in (None, ["*"]) else names, scopes)
+    if verify_token is not None:
+        from gateway.facade import webhook_format
+        failed = webhook_format.verify_subscription(url.strip(), verify_token)
+        if failed:
+            raise EndpointError([{"field": "url", "detail": failed}])
+    endpoint_id, secret = uuid7(), secret or new_secret()
     key = keystore.account_key(conn, account_id=account_id)
     row = conn.execute(
-        f"INSERT INTO webhook_endpoints (account_id, id, url, description, event_types, scopes, include_content, "
-        f"enabled, data_key_id, secret_enc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-        (account_id, endpoint_id, url.strip(), description, types, sorted(scopes), include_content, enabled,
-         key.id, key.encrypt(secret, _aad(account_id, endpoint_id, "secret")))).fetchone()
+        f"INSERT INTO webhook_endpoints (account_id, id, url, description, format, channel_ids, event_types, scopes, "
+        f"include_content, enabled, data_key_id, secret_enc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        f"RETURNING {_COLUMNS}",
+        (account_id, endpoint_id, url.strip(), description, format, _uuids(channel_ids), types, sorted(scopes),
+         include_content, enabled, key.id, key.encrypt(secret, _aad(account_id, endpoint_id, "secret")))).fetchone()
     audit(conn, account_id=account_id, actor=actor, action="webhook_endpoint.created", target_type="webhook_endpoint",
-          target_id=endpoint_id, detail={"event_types": types})
+          target_id=endpoint_id, detail={"event_types": types, "format": format})
     return dict(row, secret=secret)
+
+
+def _uuids(ids) -> list | None:
+    return None if ids is None else [i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in ids]
 
 
 def get(conn, *, account_id, endpoint_id) -> dict | None:
@@ -139,24 +234,35 @@ def list_all(conn, *, account_id) -> list[dict]:
 
 
 def update(conn, *, account_id, endpoint_id, changes: dict, scopes, actor: str) -> dict | None:
-    """``changes`` may hold url, event_types, description, include_content, enabled. Enabling an endpoint the
-    gateway disabled clears the reason and lets its held deliveries go."""
-    current = conn.execute("SELECT enabled FROM webhook_endpoints WHERE account_id = %s AND id = %s FOR UPDATE",
-                           (account_id, endpoint_id)).fetchone()
+    """``changes`` may hold url, event_types, description, include_content, enabled, and for a meta-format
+    endpoint channel_ids (None: every WhatsApp channel). Enabling an endpoint the gateway disabled clears the
+    reason and lets its held deliveries go."""
+    current = conn.execute("SELECT enabled, format FROM webhook_endpoints WHERE account_id = %s AND id = %s "
+                           "FOR UPDATE", (account_id, endpoint_id)).fetchone()
     if current is None:
         return None
+    meta = current["format"] == "meta"
     errors = []
     if "url" in changes:
         errors += check_url(changes["url"])
-    if "event_types" in changes:
-        errors += check_types(changes["event_types"])
+    if meta:
+        errors += check_meta(conn, account_id, names=changes.get("event_types"), channel_ids=changes.get("channel_ids"),
+                             secret=None, include_content=changes.get("include_content"))
+    else:
+        if "event_types" in changes:
+            errors += check_types(changes["event_types"])
+        errors += _meta_only(changes, ("channel_ids",))
     if errors:
         raise EndpointError(errors)
     sets, params = ["updated_at = now()"], []
     if "url" in changes:
         sets.append("url = %s"), params.append(changes["url"].strip())
     if "event_types" in changes:
-        sets.append("event_types = %s"), params.append(_resolve_types(changes["event_types"], scopes))
+        names = changes["event_types"]
+        sets.append("event_types = %s"), params.append(
+            _resolve_types(list(META_TYPES) if meta and names == ["*"] else names, scopes))
+    if meta and "channel_ids" in changes:
+        sets.append("channel_ids = %s"), params.append(_uuids(changes["channel_ids"]))
     for name in ("description", "include_content"):
         if name in changes:
             sets.append(f"{name} = %s"), params.append(changes[name])
@@ -223,14 +329,20 @@ def rotate_secret(conn, *, account_id, endpoint_id, grace: timedelta, actor: str
 
 
 def signing_secrets(conn, *, account_id, endpoint_id) -> list[bytes]:
-    """The secrets that sign a delivery now: the current one, and the previous one within its grace period."""
-    row = conn.execute("SELECT data_key_id, secret_enc, previous_secret_enc, previous_secret_until > now() AS grace "
-                       "FROM webhook_endpoints WHERE account_id = %s AND id = %s",
+    """The secrets that sign a delivery now: the current one, and the previous one within its grace period.
+    A meta-format endpoint's is the secret string's UTF-8 bytes (Meta's HMAC key is the app secret as written),
+    and only the newest: X-Hub-Signature-256 holds one signature, so during a rotation's grace period the
+    integration must already hold the new secret."""
+    row = conn.execute("SELECT data_key_id, format, secret_enc, previous_secret_enc, "
+                       "previous_secret_until > now() AS grace FROM webhook_endpoints WHERE account_id = %s AND id = %s",
                        (account_id, endpoint_id)).fetchone()
     if row is None:
         return []
     key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
-    out = [secret_bytes(key.decrypt_text(row["secret_enc"], _aad(account_id, endpoint_id, "secret")))]
+    current = key.decrypt_text(row["secret_enc"], _aad(account_id, endpoint_id, "secret"))
+    if row["format"] == "meta":
+        return [current.encode("utf-8")]
+    out = [secret_bytes(current)]
     if row["grace"] and row["previous_secret_enc"] is not None:
         out.append(secret_bytes(key.decrypt_text(row["previous_secret_enc"],
                                                  _aad(account_id, endpoint_id, "previous_secret"))))

@@ -957,6 +957,9 @@ class WebhookEndpoint(Out):
     id = Id()
     url = Str()
     description = OptStr()
+    format = Str(metadata={"description": "standard or meta (WhatsApp in Meta's webhook format)"})
+    channel_ids = fields.List(fields.UUID(), required=True, allow_none=True, metadata={
+        "description": "format meta: the WhatsApp channels forwarded (null: every one)"})
     event_types = Strs()
     include_content = Bool()
     enabled = Bool()

@@ -18,12 +18,27 @@ SCOPE = "webhooks:write"
 class EndpointCreate(StrictSchema):
     url = fields.String(required=True, validate=validate.Length(min=1, max=2000),
                         metadata={"description": "https:// URL the events are posted to"})
-    event_types = fields.List(fields.String(), required=True,
-                              metadata={"description": "event types to receive, or [\"*\"] for all this key may read"})
+    event_types = fields.List(fields.String(), load_default=None, metadata={
+        "description": "event types to receive, or [\"*\"] for all this key may read; required for format "
+                       "standard, for format meta a subset of message.received, message.sent and message.status "
+                       "(the default)"})
     description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     include_content = fields.Boolean(load_default=True, metadata={
         "description": "add message content (text, media, buttons) to message.received and message.sent"})
     enabled = fields.Boolean(load_default=True)
+    format = fields.String(load_default="standard", validate=validate.OneOf(webhook_endpoints.FORMATS), metadata={
+        "description": "standard: the gateway's events, signed as Standard Webhooks say; meta: WhatsApp messages "
+                       "and statuses in Meta's own webhook format, signed with X-Hub-Signature-256 (for an "
+                       "integration written against the Cloud API, through the /graph facade)"})
+    channel_ids = fields.List(fields.UUID(), load_default=None, allow_none=True, metadata={
+        "description": "format meta: only these WhatsApp channels of the account (null: every one)"})
+    secret = fields.String(load_default=None, validate=validate.Length(
+        min=webhook_endpoints.SECRET_MIN, max=webhook_endpoints.SECRET_MAX), metadata={
+        "description": "format meta: the integration's existing Meta app secret, to sign with (else a whsec_ "
+                       "secret is made and shown once)"})
+    verify_token = fields.String(load_default=None, validate=validate.Length(min=1, max=500), metadata={
+        "description": "format meta: run Meta's subscription handshake first (GET url?hub.mode=subscribe&"
+                       "hub.challenge=…&hub.verify_token=…, which must echo the challenge); not stored"})
 
 
 class EndpointUpdate(StrictSchema):
@@ -33,11 +48,14 @@ class EndpointUpdate(StrictSchema):
     include_content = fields.Boolean()
     enabled = fields.Boolean(metadata={"description": "true re-enables an endpoint the gateway disabled; its held "
                                                       "deliveries go"})
+    channel_ids = fields.List(fields.UUID(), allow_none=True, metadata={
+        "description": "format meta: only these WhatsApp channels of the account (null: every one)"})
 
     @validates_schema
     def _some(self, data, **kwargs):
         if not data:
-            raise ValidationError("give any of url, event_types, description, include_content, enabled")
+            raise ValidationError("give any of url, event_types, description, include_content, enabled, "
+                                  "channel_ids")
 
 
 class SecretRotation(StrictSchema):
@@ -54,7 +72,8 @@ class Replay(StrictSchema):
 
 
 def _endpoint_view(row: dict) -> dict:
-    out = {k: row[k] for k in ("id", "url", "description", "event_types", "include_content", "enabled",
+    out = {k: row[k] for k in ("id", "url", "description", "format", "channel_ids", "event_types", "include_content",
+                               "enabled",
                                "disabled_reason", "disabled_at", "failing_since", "last_success_at", "created_at",
                                "updated_at")}
     out["previous_secret_valid_until"] = row["previous_secret_until"]
@@ -85,13 +104,15 @@ def list_webhook_endpoints(conn, principal):
 @bp.post("/webhook-endpoints")
 @api(scope=SCOPE)
 def create_webhook_endpoint(conn, principal):
-    """201 with ``secret``: the only time it is shown; keep it to verify the ``webhook-signature`` header."""
+    """201 with ``secret``: the only time it is shown; keep it to verify the ``webhook-signature`` header (format
+    meta: the ``X-Hub-Signature-256`` header, as the integration verifies Meta's)."""
     doc = json_body(EndpointCreate())
     try:
         row = webhook_endpoints.create(conn, account_id=principal.account_id, url=doc["url"],
                                        names=doc["event_types"], scopes=principal.scopes, actor=principal.actor,
                                        description=doc["description"], include_content=doc["include_content"],
-                                       enabled=doc["enabled"])
+                                       enabled=doc["enabled"], format=doc["format"], channel_ids=doc["channel_ids"],
+                                       secret=doc["secret"], verify_token=doc["verify_token"])
     except webhook_endpoints.EndpointError as exc:
         raise invalid(exc.errors) from None
     except webhook_endpoints.MissingScope as exc:

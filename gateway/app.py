@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     from gateway.facade.routes import bp as graph_bp
     app.register_blueprint(graph_bp)   # the Cloud API facade under /graph (Meta's paths and shapes)
+    from gateway.facade.twilio_views import bp as twilio_bp
+    app.register_blueprint(twilio_bp)   # the Twilio-shaped facade under /twilio (Twilio's Messages API)
     from gateway.api.openapi import bp as openapi_bp
     app.register_blueprint(openapi_bp)   # GET /openapi.json and /docs
     from gateway import metrics

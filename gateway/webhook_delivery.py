@@ -16,7 +16,9 @@ Delivery is at least once (a worker killed mid-post sends again after its lease)
 ``webhook-id``, the event's id, which every attempt and replay of an event carries.
 
 Formats. A ``meta`` endpoint's bodies are Meta's WhatsApp webhooks (gateway/facade/webhook_format.py), signed
-with ``X-Hub-Signature-256`` as Meta signs them; everything else about delivery is the same.
+with ``X-Hub-Signature-256`` as Meta signs them; a ``twilio`` endpoint's are Twilio's status callbacks
+(gateway/facade/twilio_format.py), form-encoded and signed with ``X-Twilio-Signature``; everything else about
+delivery is the same.
 """
 from __future__ import annotations
 
@@ -274,12 +276,18 @@ def claim(conn, endpoints: _Endpoints, in_flight: dict, per_endpoint: int, recov
 
 
 def _build_bodies(conn, items: dict, taken: list[dict], info: dict) -> None:
-    meta = [t for t in taken if info[items[t["seq"]].endpoint_id]["format"] == "meta"]
-    if meta:
-        taken = [t for t in taken if info[items[t["seq"]].endpoint_id]["format"] != "meta"]
-        from gateway.facade import webhook_format
-        bodies = webhook_format.bodies(conn, meta)
-        for t in meta:
+    for fmt in ("meta", "twilio"):
+        mine = [t for t in taken if info[items[t["seq"]].endpoint_id]["format"] == fmt]
+        if not mine:
+            continue
+        taken = [t for t in taken if info[items[t["seq"]].endpoint_id]["format"] != fmt]
+        if fmt == "meta":
+            from gateway.facade import webhook_format
+            bodies = webhook_format.bodies(conn, mine)
+        else:
+            from gateway.facade import twilio_format
+            bodies = twilio_format.bodies(conn, mine)
+        for t in mine:
             i = items[t["seq"]]
             i.account_id, i.event_id = t["account_id"], t["event_id"]
             # None (past retention, the contact erased, the message gone): nothing to send, as for standard.
@@ -359,11 +367,26 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
+def sign_twilio(secret: bytes, url: str, body: bytes) -> str:
+    """Twilio's ``X-Twilio-Signature`` (protocols.md D3): base64 HMAC-SHA1, keyed with the auth token, of the
+    exact URL followed by each posted parameter's name and value, names sorted (a repeated name's values
+    sorted too, as Twilio's validator does)."""
+    from urllib.parse import parse_qsl
+    params: dict = {}
+    for name, value in parse_qsl(body.decode("utf-8"), keep_blank_values=True):
+        params.setdefault(name, []).append(value)
+    payload = url + "".join(name + value for name in sorted(params) for value in sorted(params[name]))
+    return base64.b64encode(hmac.new(secret, payload.encode("utf-8"), hashlib.sha1).digest()).decode()
+
+
 def post(url: str, secrets: list, item: Item, timeout: float, format: str = "standard") -> Result:
     conn, target = _connection(url, timeout)
     if format == "meta":
         headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT), ("webhook-id", item.event_id),
                    ("X-Hub-Signature-256", sign_meta(secrets[0], item.body))]
+    elif format == "twilio":
+        headers = [("Content-Type", "application/x-www-form-urlencoded"), ("User-Agent", USER_AGENT),
+                   ("webhook-id", item.event_id), ("X-Twilio-Signature", sign_twilio(secrets[0], url, item.body))]
     else:
         stamp = int(time.time())
         headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT), ("webhook-id", item.event_id),
@@ -414,7 +437,7 @@ def deliver_lane(lane: Lane, timeout: float) -> list[Result]:
     for n, item in enumerate(lane.items):
         if not item.body:
             out.append(Result(item, "expired", error="the event is past its retention and was not sent" if
-                              lane.format != "meta" else "nothing to send: the event is past its retention, or its "
+                              lane.format == "standard" else "nothing to send: the event is past its retention, or its "
                               "message or contact is gone (erased)"))
             continue
         result = post(lane.url, lane.secrets, item, timeout, lane.format)

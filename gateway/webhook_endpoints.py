@@ -9,6 +9,9 @@ An endpoint's ``format`` is ``standard`` (the gateway's event bodies, Standard W
 WhatsApp messages and statuses in Meta's own webhook format for an integration written against the Cloud API
 (gateway/facade/webhook_format.py). A meta endpoint may keep the integration's existing Meta app secret as its
 secret, carries only ``META_TYPES``, and may be narrowed to some WhatsApp channels (``channel_ids``).
+
+A third format, ``twilio``, is made only by the Twilio-shaped facade (``twilio_endpoint``): Twilio's status
+callbacks for the messages sent through it that named a ``StatusCallback`` (gateway/facade/twilio_format.py).
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from gateway.db import uuid7
 
 SECRET_PREFIX = "whsec_"
 MAX_GRACE = timedelta(days=7)
-FORMATS = ("standard", "meta")
+FORMATS = ("standard", "meta")                 # what the REST API makes; 'twilio' endpoints the facade makes
+TWILIO_TYPES = ("message.sent", "message.status")   # what Twilio's status callbacks report
 META_TYPES = ("message.received", "message.sent", "message.status")   # what Meta's `messages` field carries
 SECRET_MIN, SECRET_MAX = 8, 512
 _COLUMNS = ("id, url, description, format, channel_ids, event_types, scopes, include_content, enabled, "
@@ -138,15 +142,50 @@ def check_channels(conn, account_id, channel_ids) -> list[dict]:
     return []
 
 
-def format_filter(w: str, account_id: str, channel_id: str) -> str:
-    """SQL: endpoint ``w`` takes an event of this account whose data names ``channel_id`` (a text expression):
-    a standard endpoint every one; a meta endpoint only a WhatsApp channel's, of its ``channel_ids`` when set
-    (they were checked to be WhatsApp channels), else of any WhatsApp channel (a primary-key probe). The relay
-    and replays share it."""
-    return (f"({w}.format = 'standard' OR CASE WHEN {w}.channel_ids IS NOT NULL "
+def format_filter(w: str, account_id: str, channel_id: str, message_id: str = "NULL") -> str:
+    """SQL: endpoint ``w`` takes an event of this account whose data names ``channel_id`` and ``message_id`` (text
+    expressions): a standard endpoint every one; a twilio endpoint only the events of messages linked to it in
+    message_callbacks (a primary-key probe); a meta endpoint only a WhatsApp channel's, of its ``channel_ids``
+    when set (they were checked to be WhatsApp channels), else of any WhatsApp channel (a primary-key probe).
+    The relay and replays share it."""
+    return (f"({w}.format = 'standard' OR CASE WHEN {w}.format = 'twilio' "
+            f"THEN EXISTS (SELECT 1 FROM message_callbacks mc WHERE mc.account_id = {account_id} "
+            f"AND mc.message_id = {message_id}::uuid AND mc.endpoint_id = {w}.id) "
+            f"WHEN {w}.channel_ids IS NOT NULL "
             f"THEN {channel_id}::uuid = ANY ({w}.channel_ids) "
             f"ELSE EXISTS (SELECT 1 FROM channels ch WHERE ch.account_id = {account_id} "
             f"AND ch.id = {channel_id}::uuid AND ch.kind = 'whatsapp') END)")
+
+
+def twilio_endpoint(conn, *, account_id, api_key_id, api_key: str, url: str, scopes) -> dict:
+    """The account's twilio-format endpoint for this StatusCallback URL and this API key, made on first use.
+
+    Its secret is the API key's own text, kept encrypted like every endpoint secret: it is what the integration
+    knows as its Twilio "auth token" (it logs in with AccountSid:<key>), so ``RequestValidator(auth_token)``
+    checks the callbacks' X-Twilio-Signature with it unchanged. Safe under concurrent first sends (the unique
+    index on account, key and URL)."""
+    url = url.strip()
+    found = conn.execute("SELECT id, url FROM webhook_endpoints WHERE account_id = %s AND format = 'twilio' "
+                         "AND api_key_id = %s AND url = %s", (account_id, api_key_id, url)).fetchone()
+    if found is not None:
+        return found
+    endpoint_id = uuid7()
+    key = keystore.account_key(conn, account_id=account_id)
+    made = conn.execute(
+        "INSERT INTO webhook_endpoints (account_id, id, url, description, format, event_types, scopes, "
+        "include_content, enabled, data_key_id, secret_enc, api_key_id) "
+        "VALUES (%s, %s, %s, %s, 'twilio', %s, %s, true, true, %s, %s, %s) "
+        "ON CONFLICT (account_id, api_key_id, url) WHERE format = 'twilio' DO NOTHING RETURNING id, url",
+        (account_id, endpoint_id, url, "Twilio status callbacks (made by the /twilio facade)", list(TWILIO_TYPES),
+         sorted(scopes), key.id, key.encrypt(api_key, _aad(account_id, endpoint_id, "secret")), api_key_id)
+    ).fetchone()
+    if made is None:   # another request made it meanwhile
+        return conn.execute("SELECT id, url FROM webhook_endpoints WHERE account_id = %s AND format = 'twilio' "
+                            "AND api_key_id = %s AND url = %s", (account_id, api_key_id, url)).fetchone()
+    audit(conn, account_id=account_id, actor=f"api_key:{api_key_id}", action="webhook_endpoint.created",
+          target_type="webhook_endpoint", target_id=endpoint_id,
+          detail={"event_types": list(TWILIO_TYPES), "format": "twilio"})
+    return made
 
 
 def _meta_only(changes: dict, names) -> list[dict]:
@@ -251,6 +290,9 @@ def update(conn, *, account_id, endpoint_id, changes: dict, scopes, actor: str) 
     else:
         if "event_types" in changes:
             errors += check_types(changes["event_types"])
+            if current["format"] == "twilio" and not errors and not set(changes["event_types"]) <= set(TWILIO_TYPES):
+                errors.append({"field": "event_types", "detail": "a twilio-format endpoint carries only "
+                               f"{', '.join(TWILIO_TYPES)} (Twilio's status callbacks)"})
         errors += _meta_only(changes, ("channel_ids",))
     if errors:
         raise EndpointError(errors)
@@ -330,7 +372,8 @@ def rotate_secret(conn, *, account_id, endpoint_id, grace: timedelta, actor: str
 
 def signing_secrets(conn, *, account_id, endpoint_id) -> list[bytes]:
     """The secrets that sign a delivery now: the current one, and the previous one within its grace period.
-    A meta-format endpoint's is the secret string's UTF-8 bytes (Meta's HMAC key is the app secret as written),
+    A meta-format endpoint's is the secret string's UTF-8 bytes (Meta's HMAC key is the app secret as written;
+    a twilio one's likewise, the API key as written is the auth token),
     and only the newest: X-Hub-Signature-256 holds one signature, so during a rotation's grace period the
     integration must already hold the new secret."""
     row = conn.execute("SELECT data_key_id, format, secret_enc, previous_secret_enc, "
@@ -340,7 +383,7 @@ def signing_secrets(conn, *, account_id, endpoint_id) -> list[bytes]:
         return []
     key = keystore.load_key(conn, account_id=account_id, key_id=row["data_key_id"])
     current = key.decrypt_text(row["secret_enc"], _aad(account_id, endpoint_id, "secret"))
-    if row["format"] == "meta":
+    if row["format"] in ("meta", "twilio"):
         return [current.encode("utf-8")]
     out = [secret_bytes(current)]
     if row["grace"] and row["previous_secret_enc"] is not None:

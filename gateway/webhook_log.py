@@ -75,7 +75,7 @@ def replay_since(conn, *, account_id, endpoint_id, since: datetime, until: datet
         "  SELECT e.id, e.type, coalesce(e.subject_id, e.id) AS lane, e.created_at, e.xid, e.seq FROM events e "
         "  JOIN webhook_endpoints w ON w.account_id = e.account_id AND w.id = %(ep)s "
         "  WHERE e.account_id = %(a)s AND e.type = ANY (w.event_types) AND e.created_at >= %(since)s "
-        f"  AND {webhook_endpoints.format_filter('w', 'e.account_id', '(e.data ->> %(ch)s)')} "
+        f"  AND {webhook_endpoints.format_filter('w', 'e.account_id', '(e.data ->> %(ch)s)', '(e.data ->> %(msg)s)')} "
         "  AND (%(until)s::timestamptz IS NULL OR e.created_at < %(until)s) "
         "  AND (NOT %(failed)s OR EXISTS (SELECT 1 FROM webhook_deliveries f WHERE f.account_id = e.account_id "
         "       AND f.endpoint_id = w.id AND f.event_id = e.id AND f.state = 'dead') "
@@ -91,7 +91,7 @@ def replay_since(conn, *, account_id, endpoint_id, since: datetime, until: datet
         ") SELECT (SELECT count(*) FROM made) AS queued, (SELECT count(*) FROM picked) AS picked, "
         "(SELECT max(created_at) FROM (SELECT created_at FROM picked ORDER BY xid, seq LIMIT %(max)s) l) AS last_at",
         {"a": account_id, "ep": endpoint_id, "since": since, "until": until, "failed": only_failed,
-         "max": REPLAY_MAX, "ch": "channel_id"}).fetchone()
+         "max": REPLAY_MAX, "ch": "channel_id", "msg": "message_id"}).fetchone()
     more = rows["picked"] > REPLAY_MAX
     return {"queued": rows["queued"], "more": more, "next_since": rows["last_at"] if more else None}
 

@@ -8,7 +8,9 @@ Two sweepers are safe: the cursor row is taken with SKIP LOCKED, so one relays w
 
 A meta-format endpoint (WhatsApp in Meta's webhook format) takes only its types' events of WhatsApp channels:
 those of its ``channel_ids`` when set (all WhatsApp channels, checked at the time), else of any channel of the
-account whose kind is whatsapp - a primary-key probe, made only for a meta endpoint's candidate events.
+account whose kind is whatsapp - a primary-key probe, made only for a meta endpoint's candidate events. A
+twilio-format endpoint (the /twilio facade's status callbacks) takes only the events of messages linked to it
+in message_callbacks: a primary-key probe too, made only for a twilio endpoint's candidate events.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ _FAN_OUT = f"""
 WITH cursor AS (SELECT xid, seq FROM webhook_relay WHERE id = 1 FOR UPDATE SKIP LOCKED),
 batch AS (
     SELECT e.account_id, e.id, e.type, e.subject_id, e.created_at, e.xid, e.seq,
-           CASE WHEN e.type LIKE 'message.%%' THEN e.data ->> 'channel_id' END AS channel_id
+           CASE WHEN e.type LIKE 'message.%%' THEN e.data ->> 'channel_id' END AS channel_id,
+           CASE WHEN e.type LIKE 'message.%%' THEN e.data ->> 'message_id' END AS message_id
     FROM events e, cursor c
     WHERE {events.committed_after("(c.xid, c.seq)")}
     ORDER BY e.xid, e.seq LIMIT %s
@@ -46,7 +49,7 @@ fan AS (
     SELECT b.account_id, gen_random_uuid(), w.id, b.id, b.type, coalesce(b.subject_id, b.id), clock_timestamp()
     FROM batch b JOIN webhook_endpoints w
       ON w.account_id = b.account_id AND w.enabled AND b.type = ANY (w.event_types) AND w.created_at <= b.created_at
-     AND {webhook_endpoints.format_filter("w", "b.account_id", "b.channel_id")}
+     AND {webhook_endpoints.format_filter("w", "b.account_id", "b.channel_id", "b.message_id")}
     ORDER BY b.xid, b.seq, w.id
     RETURNING 1
 ),

@@ -126,6 +126,8 @@ class Account(Out):
     report_fcr_days = fields.Integer(required=True, allow_none=True)
     report_sla_seconds = fields.Integer(required=True, allow_none=True)
     api_key = One(KeyRef, metadata={"description": "the key making this request"})
+    twilio_account_sid = Str(metadata={"description": "the AccountSid of the Twilio-shaped facade (/twilio): "
+                                                      "\"AC\" + the account id's 32 hex digits"})
 
 
 class ApiKey(Out):
@@ -957,7 +959,8 @@ class WebhookEndpoint(Out):
     id = Id()
     url = Str()
     description = OptStr()
-    format = Str(metadata={"description": "standard or meta (WhatsApp in Meta's webhook format)"})
+    format = Str(metadata={"description": "standard, meta (WhatsApp in Meta's webhook format) or twilio (Twilio's "
+                                          "status callbacks, made by the /twilio facade)"})
     channel_ids = fields.List(fields.UUID(), required=True, allow_none=True, metadata={
         "description": "format meta: the WhatsApp channels forwarded (null: every one)"})
     event_types = Strs()

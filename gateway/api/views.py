@@ -1,6 +1,8 @@
 """REST views. They hold no SQL: each calls a domain function scoped to the caller's account."""
 from __future__ import annotations
 
+import uuid
+
 import psycopg.errors
 from flask import Blueprint
 
@@ -22,7 +24,8 @@ def _account_view(account: dict, principal) -> dict:
             "retention_message_days": account["retention_message_days"],
             "retention_raw_event_days": account["retention_raw_event_days"],
             "report_fcr_days": account["report_fcr_days"], "report_sla_seconds": account["report_sla_seconds"],
-            "api_key": {"id": principal.key_id, "scopes": sorted(principal.scopes)}}
+            "api_key": {"id": principal.key_id, "scopes": sorted(principal.scopes)},
+            "twilio_account_sid": "AC" + uuid.UUID(str(account["id"])).hex}   # the /twilio facade's AccountSid
 
 
 @bp.get("/account")

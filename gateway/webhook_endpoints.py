@@ -10,7 +10,7 @@ WhatsApp messages and statuses in Meta's own webhook format for an integration w
 (gateway/facade/webhook_format.py). A meta endpoint may keep the integration's existing Meta app secret as its
 secret, carries only ``META_TYPES``, and may be narrowed to some WhatsApp channels (``channel_ids``).
 
-A third format, ``twilio``, is made only by the Twilio-shaped facade (``twilio_endpoint``): Twilio's status
+A third format, ``twilio``, is made only by the Twilio-shaped facade (``link_status_callback``): Twilio's status
 callbacks for the messages sent through it that named a ``StatusCallback`` (gateway/facade/twilio_format.py).
 """
 from __future__ import annotations
@@ -157,35 +157,41 @@ def format_filter(w: str, account_id: str, channel_id: str, message_id: str = "N
             f"AND ch.id = {channel_id}::uuid AND ch.kind = 'whatsapp') END)")
 
 
-def twilio_endpoint(conn, *, account_id, api_key_id, api_key: str, url: str, scopes) -> dict:
-    """The account's twilio-format endpoint for this StatusCallback URL and this API key, made on first use.
+def link_status_callback(conn, *, account_id, message_id, api_key_id, api_key: str, url: str, scopes) -> dict:
+    """Send ``message_id``'s statuses to this StatusCallback URL: through the account's twilio-format endpoint
+    for the URL and this API key, made on first use, and linked to the message in this transaction.
 
-    Its secret is the API key's own text, kept encrypted like every endpoint secret: it is what the integration
-    knows as its Twilio "auth token" (it logs in with AccountSid:<key>), so ``RequestValidator(auth_token)``
-    checks the callbacks' X-Twilio-Signature with it unchanged. Safe under concurrent first sends (the unique
-    index on account, key and URL)."""
+    The endpoint's secret is the API key's own text, kept encrypted like every endpoint secret: it is what the
+    integration knows as its Twilio "auth token" (it logs in with AccountSid:<key>), so
+    ``RequestValidator(auth_token)`` checks the callbacks' X-Twilio-Signature with it unchanged. Safe under
+    concurrent first sends (the unique index on account, key and URL)."""
     url = url.strip()
-    found = conn.execute("SELECT id, url FROM webhook_endpoints WHERE account_id = %s AND format = 'twilio' "
-                         "AND api_key_id = %s AND url = %s", (account_id, api_key_id, url)).fetchone()
-    if found is not None:
-        return found
-    endpoint_id = uuid7()
-    key = keystore.account_key(conn, account_id=account_id)
-    made = conn.execute(
-        "INSERT INTO webhook_endpoints (account_id, id, url, description, format, event_types, scopes, "
-        "include_content, enabled, data_key_id, secret_enc, api_key_id) "
-        "VALUES (%s, %s, %s, %s, 'twilio', %s, %s, true, true, %s, %s, %s) "
-        "ON CONFLICT (account_id, api_key_id, url) WHERE format = 'twilio' DO NOTHING RETURNING id, url",
-        (account_id, endpoint_id, url, "Twilio status callbacks (made by the /twilio facade)", list(TWILIO_TYPES),
-         sorted(scopes), key.id, key.encrypt(api_key, _aad(account_id, endpoint_id, "secret")), api_key_id)
-    ).fetchone()
-    if made is None:   # another request made it meanwhile
-        return conn.execute("SELECT id, url FROM webhook_endpoints WHERE account_id = %s AND format = 'twilio' "
-                            "AND api_key_id = %s AND url = %s", (account_id, api_key_id, url)).fetchone()
-    audit(conn, account_id=account_id, actor=f"api_key:{api_key_id}", action="webhook_endpoint.created",
-          target_type="webhook_endpoint", target_id=endpoint_id,
-          detail={"event_types": list(TWILIO_TYPES), "format": "twilio"})
-    return made
+    endpoint = _twilio_by_url(conn, account_id, api_key_id, url)
+    if endpoint is None:
+        endpoint_id = uuid7()
+        key = keystore.account_key(conn, account_id=account_id)
+        endpoint = conn.execute(
+            "INSERT INTO webhook_endpoints (account_id, id, url, description, format, event_types, scopes, "
+            "include_content, enabled, data_key_id, secret_enc, api_key_id) "
+            "VALUES (%s, %s, %s, %s, 'twilio', %s, %s, true, true, %s, %s, %s) "
+            "ON CONFLICT (account_id, api_key_id, url) WHERE format = 'twilio' DO NOTHING RETURNING id, url",
+            (account_id, endpoint_id, url, "Twilio status callbacks (made by the /twilio facade)",
+             list(TWILIO_TYPES), sorted(scopes), key.id, key.encrypt(api_key, _aad(account_id, endpoint_id, "secret")),
+             api_key_id)).fetchone()
+        if endpoint is None:   # another request made it meanwhile
+            endpoint = _twilio_by_url(conn, account_id, api_key_id, url)
+        else:
+            audit(conn, account_id=account_id, actor=f"api_key:{api_key_id}", action="webhook_endpoint.created",
+                  target_type="webhook_endpoint", target_id=endpoint_id,
+                  detail={"event_types": list(TWILIO_TYPES), "format": "twilio"})
+    conn.execute("INSERT INTO message_callbacks (account_id, message_id, endpoint_id) VALUES (%s, %s, %s) "
+                 "ON CONFLICT DO NOTHING", (account_id, message_id, endpoint["id"]))
+    return endpoint
+
+
+def _twilio_by_url(conn, account_id, api_key_id, url: str) -> dict | None:
+    return conn.execute("SELECT id, url FROM webhook_endpoints WHERE account_id = %s AND format = 'twilio' "
+                        "AND api_key_id = %s AND url = %s", (account_id, api_key_id, url)).fetchone()
 
 
 def _meta_only(changes: dict, names) -> list[dict]:

@@ -8,8 +8,6 @@ nothing more: an integration retrying a timed-out request does not message the c
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import threading
@@ -151,7 +149,7 @@ def _ours(conn, account_id, channel_id, wamid: str, param: str):
 
 def _opaque_retry(conn, account_id, channel_id, body: dict):
     """(key for this request, the message an identical earlier request made within the window, or None)."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:40]
+    digest = outbound.request_hash(body).hex()[:40]
     day = int(time.time() // OPAQUE_WINDOW_S)
     keys = [f"graph:{channel_id}:{digest}:{d}" for d in (day, day - 1)]
     rows = conn.execute("SELECT id FROM messages WHERE account_id = %s AND idempotency_key = ANY(%s) "

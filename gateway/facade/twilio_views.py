@@ -171,11 +171,9 @@ def create_message(conn, principal, api_key, account_sid):
     message_id = accepted["id"] if created else accepted
     if created:
         if callback is not None and callback.strip():
-            endpoint = webhook_endpoints.twilio_endpoint(conn, account_id=principal.account_id,
-                                                         api_key_id=principal.key_id, api_key=api_key,
-                                                         url=callback, scopes=principal.scopes)
-            conn.execute("INSERT INTO message_callbacks (account_id, message_id, endpoint_id) VALUES (%s, %s, %s) "
-                         "ON CONFLICT DO NOTHING", (principal.account_id, message_id, endpoint["id"]))
+            webhook_endpoints.link_status_callback(conn, account_id=principal.account_id, message_id=message_id,
+                                                   api_key_id=principal.key_id, api_key=api_key, url=callback,
+                                                   scopes=principal.scopes)
         conn.commit()
         outbound.enqueue(principal.account_id, message_id)
     found = twilio_format.load(conn, [(principal.account_id, message_id)])

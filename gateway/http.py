@@ -92,6 +92,26 @@ def _status(result) -> int:
     return getattr(result, "status_code", 200)
 
 
+def authenticated(authenticate, run):
+    """``run(conn, principal)`` in one transaction, once ``authenticate(conn)`` has named the caller (or raised
+    the API's own refusal). A pooled connection found cut when first used - nothing done on it yet - is
+    replaced once: the pool has been purged of cut connections meanwhile. The REST API and the vendor-shaped
+    facades share this; each brings its own authentication and error shapes."""
+    def attempt():
+        with db.connection() as conn:
+            try:
+                principal = authenticate(conn)
+            except psycopg.OperationalError:
+                if conn.broken:   # cut before we used it: nothing done, safe to run again
+                    raise db.StaleConnection() from None
+                raise
+            return run(conn, principal)
+    try:
+        return attempt()
+    except db.StaleConnection:
+        return attempt()
+
+
 def api(scope: str | None):
     """Authenticate, check the scope, and run the view in one transaction.
 
@@ -101,31 +121,21 @@ def api(scope: str | None):
     def wrap(view):
         @functools.wraps(view)
         def inner(**kwargs):
-            try:
-                return _run(kwargs)
-            except db.StaleConnection:
-                return _run(kwargs)   # the pool has been purged of cut connections meanwhile
+            return authenticated(_principal, lambda conn, principal: _serve(conn, principal, kwargs))
 
-        def _run(kwargs):
-            with db.connection() as conn:
-                try:
-                    principal = _principal(conn)
-                except psycopg.OperationalError:
-                    if conn.broken:   # cut before we used it: nothing done, safe to run again
-                        raise db.StaleConnection() from None
-                    raise
-                g.account_id = principal.account_id
-                if scope is not None and not principal.allows(scope):
-                    conn.commit()  # keep last_used_at
-                    raise Problem(403, "Forbidden", f"this API key lacks the scope '{scope}'; "
-                                  f"create a key that has it", slug="missing-scope")
-                result = view(conn=conn, principal=principal, **kwargs)
-                if request.method in ("GET", "HEAD") and not g.get("audit_recorded") and _status(result) < 400:
-                    # Art. 30: every read of personal data leaves a row (who, which route, which target), in
-                    # this transaction so a read is never served without its record. Routes decide, by resource.
-                    audit.record_read(conn, principal=principal, rule=request.url_rule.rule, view_args=kwargs,
-                                      args=request.args)
-                return result
+        def _serve(conn, principal, kwargs):
+            g.account_id = principal.account_id
+            if scope is not None and not principal.allows(scope):
+                conn.commit()  # keep last_used_at
+                raise Problem(403, "Forbidden", f"this API key lacks the scope '{scope}'; "
+                              f"create a key that has it", slug="missing-scope")
+            result = view(conn=conn, principal=principal, **kwargs)
+            if request.method in ("GET", "HEAD") and not g.get("audit_recorded") and _status(result) < 400:
+                # Art. 30: every read of personal data leaves a row (who, which route, which target), in
+                # this transaction so a read is never served without its record. Routes decide, by resource.
+                audit.record_read(conn, principal=principal, rule=request.url_rule.rule, view_args=kwargs,
+                                  args=request.args)
+            return result
 
         inner.required_scope = scope   # None: any valid key; read by the OpenAPI document (gateway/api/openapi.py)
         return inner

@@ -9,11 +9,10 @@ import functools
 import re
 import time
 
-import psycopg
 from flask import g, request
 
-from gateway import db
 from gateway.accounts import authenticate
+from gateway.http import authenticated
 from gateway.facade.errors import GraphError, invalid_parameter, missing_scope, no_such_object, unauthorized
 
 _VERSION = re.compile(r"^v\d{1,3}(\.\d{1,2})?$")
@@ -42,24 +41,14 @@ def graph(scope: str):
             if not _VERSION.match(version):
                 raise invalid_parameter(f"'{version}' is not a Graph API version; use the one your integration "
                                         "uses, e.g. v21.0 (any version is served alike)")
-            try:
-                return _run(kwargs)
-            except db.StaleConnection:
-                return _run(kwargs)
+            return authenticated(_principal, lambda conn, principal: _serve(conn, principal, kwargs))
 
-        def _run(kwargs):
-            with db.connection() as conn:
-                try:
-                    principal = _principal(conn)
-                except psycopg.OperationalError:
-                    if conn.broken:
-                        raise db.StaleConnection() from None
-                    raise
-                g.account_id = principal.account_id
-                if not principal.allows(scope):
-                    conn.commit()   # keep last_used_at
-                    raise missing_scope(scope)
-                return view(conn=conn, principal=principal, **kwargs)
+        def _serve(conn, principal, kwargs):
+            g.account_id = principal.account_id
+            if not principal.allows(scope):
+                conn.commit()   # keep last_used_at
+                raise missing_scope(scope)
+            return view(conn=conn, principal=principal, **kwargs)
 
         inner.required_scope = scope
         return inner

@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from gateway import db, outbound, send_gate, webhook_endpoints
 from gateway.accounts import authenticate
+from gateway.http import authenticated
 from gateway.contacts import normalise_phone
 from gateway.facade import twilio_format
 from gateway.facade.twilio_errors import TwilioError, not_found, refused, unauthenticated
@@ -78,36 +79,31 @@ def twilio(scope: str):
     def wrap(view):
         @functools.wraps(view)
         def inner(account_sid, **kwargs):
-            try:
-                return _run(account_sid, kwargs)
-            except db.StaleConnection:
-                return _run(account_sid, kwargs)
-
-        def _run(account_sid, kwargs):
             auth = request.authorization
             if auth is None or auth.type != "basic" or not auth.username or not auth.password:
                 raise unauthenticated("send HTTP Basic credentials: the AccountSid (GET /v1/account's "
                                       "twilio_account_sid) and a gateway API key as the auth token")
-            with db.connection() as conn:
-                try:
-                    principal = authenticate(conn, auth.password)
-                except psycopg.OperationalError:
-                    if conn.broken:
-                        raise db.StaleConnection() from None
-                    raise
+
+            def principal_of(conn):
+                principal = authenticate(conn, auth.password)
                 if principal is None:
                     raise unauthenticated("the auth token is not a valid gateway API key (unknown or revoked)")
-                mine = twilio_format.account_sid(principal.account_id)
-                if auth.username != mine or account_sid != mine:
-                    conn.commit()
-                    raise unauthenticated("the AccountSid (username and URL) must be the one of the API key's "
-                                          "account; GET /v1/account says it (twilio_account_sid)")
-                g.account_id = principal.account_id
-                if not principal.allows(scope):
-                    conn.commit()
-                    raise TwilioError(20403, f"Forbidden: the API key lacks the scope '{scope}'; use a key that "
-                                      "has it", status=403)
-                return view(conn=conn, principal=principal, api_key=auth.password, account_sid=mine, **kwargs)
+                return principal
+            return authenticated(principal_of, lambda conn, principal: _serve(conn, principal, auth, account_sid,
+                                                                              kwargs))
+
+        def _serve(conn, principal, auth, account_sid, kwargs):
+            mine = twilio_format.account_sid(principal.account_id)
+            if auth.username != mine or account_sid != mine:
+                conn.commit()
+                raise unauthenticated("the AccountSid (username and URL) must be the one of the API key's "
+                                      "account; GET /v1/account says it (twilio_account_sid)")
+            g.account_id = principal.account_id
+            if not principal.allows(scope):
+                conn.commit()
+                raise TwilioError(20403, f"Forbidden: the API key lacks the scope '{scope}'; use a key that "
+                                  "has it", status=403)
+            return view(conn=conn, principal=principal, api_key=auth.password, account_sid=mine, **kwargs)
 
         inner.required_scope = scope
         return inner

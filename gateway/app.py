@@ -36,6 +36,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(graph_bp)   # the Cloud API facade under /graph (Meta's paths and shapes)
     from gateway.facade.twilio_views import bp as twilio_bp
     app.register_blueprint(twilio_bp)   # the Twilio-shaped facade under /twilio (Twilio's Messages API)
+    from gateway.console import bp as console_bp, not_found_page
+    app.register_blueprint(console_bp)   # the web console under /console (server-rendered, over the REST API)
     from gateway.api.openapi import bp as openapi_bp
     app.register_blueprint(openapi_bp)   # GET /openapi.json and /docs
     from gateway import metrics
@@ -112,6 +114,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
+        if exc.code == 404 and request.path.startswith("/console"):
+            return not_found_page()   # a person's browser: a page, not JSON
         detail = {404: "no such endpoint; see the API section of the README",
                   405: f"{request.method} is not allowed here"}.get(exc.code, exc.description or exc.name)
         return problem_response(exc.code or 500, exc.name, detail)

@@ -171,6 +171,71 @@ def _account_id(conn, value: str):
 
 
 @main.group()
+def users():
+    """People who sign in to the web console at /console."""
+
+
+@users.command("invite")
+@click.option("--account", "account", required=True, help="Account id or name.")
+@click.option("--email", required=True, help="The person's email address (they sign in with it).")
+@click.option("--role", type=click.Choice(["agent", "supervisor", "admin"]), default=None,
+              help="Role for a new user (default agent); given for an existing one, changes theirs.")
+@click.option("--name", default=None, help="Name shown in the console (default: the email's local part).")
+@click.option("--base-url", default=None, help="The console's address (default: $GATEWAY_PUBLIC_URL or "
+              "http://127.0.0.1:8000).")
+def users_invite(account, email, role, name, base_url):
+    """Print a one-time sign-in link (valid 24 hours); makes the user when new."""
+    from gateway import db
+    from gateway.console import invites
+    from gateway.console import users as console_users
+    _init()
+    problem = console_users.email_problem(email)
+    if problem:
+        raise click.BadParameter(f"{email!r} is not {problem}", param_hint="--email")
+    with db.connection() as conn:
+        account_id = _account_id(conn, account)
+        try:
+            user, token, created = invites.invite(conn, account_id=account_id, email=email, role=role, name=name,
+                                                  actor="cli")
+        except console_users.EmailTaken:
+            raise click.ClickException(f"{email} is a user of another account; one email signs in to one "
+                                       "account") from None
+    click.echo(f"{'created' if created else 'existing'} {user['role']} {user['email']}; this link signs them in "
+               "once, within 24 hours:", err=True)
+    click.echo(invites.link_url(invites.base_url(base_url), token))
+
+
+@users.command("list")
+@click.option("--account", "account", required=True, help="Account id or name.")
+def users_list(account):
+    from gateway import db
+    from gateway.console import users as console_users
+    _init()
+    with db.connection() as conn:
+        rows = console_users.list_users(conn, account_id=_account_id(conn, account))
+    for row in rows:
+        state = "disabled" if row["disabled_at"] else "active"
+        click.echo(f"{row['id']}  {row['email']:<32}  {row['role']:<10}  {state:<8}  {row['sessions']} session(s)")
+
+
+@users.command("revoke-sessions")
+@click.option("--account", "account", required=True, help="Account id or name.")
+@click.option("--email", required=True)
+def users_revoke_sessions(account, email):
+    """Sign the person out everywhere (their next page asks them to sign in)."""
+    from gateway import db
+    from gateway.console import users as console_users
+    _init()
+    with db.connection() as conn:
+        account_id = _account_id(conn, account)
+        user = console_users.find_by_email(conn, email)
+        if user is None or user["account_id"] != account_id:
+            raise click.ClickException(f"no user {email} in that account; see `gateway users list`")
+        count = console_users.revoke_sessions(conn, account_id=account_id, user_id=user["id"])
+    click.echo(f"ended {count} session(s) of {user['email']}")
+
+
+@main.group()
 def channels():
     """Channels: one business number or page each, with encrypted credentials."""
 

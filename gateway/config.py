@@ -40,6 +40,9 @@ class Settings:
     assistant_llm_timeout_s: float = 8.0
     # Bearer token for GET /metrics; unset, only loopback clients may scrape.
     metrics_token: str | None = field(default=None, repr=False)
+    # Web console sessions end after this long without a page, and in any case this long after sign-in.
+    console_idle_minutes: int = 120
+    console_session_hours: int = 12
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
@@ -148,6 +151,8 @@ def load_settings(env: dict | None = None) -> Settings:
         assistant_llm_timeout_s=_number(env, "GATEWAY_ASSISTANT_LLM_TIMEOUT_S", 8.0, 0.1, 120.0, problems, float,
                                         "a number of seconds"),
         metrics_token=metrics_token,
+        console_idle_minutes=_number(env, "GATEWAY_CONSOLE_IDLE_MINUTES", 120, 1, 7 * 24 * 60, problems),
+        console_session_hours=_number(env, "GATEWAY_CONSOLE_SESSION_HOURS", 12, 1, 24 * 90, problems),
     )
     if not problems:
         # Parse the keyring now so a malformed key is a start-up error, not a 500 later.

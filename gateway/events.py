@@ -8,6 +8,7 @@ facts only): it outlives an erasure and travels to other systems.
 """
 from __future__ import annotations
 
+import base64
 import uuid
 
 from psycopg.types.json import Jsonb
@@ -60,6 +61,21 @@ def feed(conn, *, account_id, after: tuple[str, int] | None, limit: int = 100,
         f"WHERE e.account_id = %s AND {committed_after('(%s::xid8, %s)')} "
         "AND (%s::text[] IS NULL OR e.type = ANY(%s::text[])) ORDER BY e.xid, e.seq LIMIT %s",
         (account_id, xid, seq, types, types, limit)).fetchall()
+
+
+def encode_cursor(xid: str, seq: int) -> str:
+    """The feed's cursor as GET /v1/events hands it out."""
+    return base64.urlsafe_b64encode(f"{xid}:{seq}".encode()).decode()
+
+
+def head_cursor(conn, *, account_id) -> str:
+    """The cursor after the account's newest visible event (the feed's start when it has none): where a reader that
+    wants only what happens from now on starts (the console's live updates)."""
+    row = conn.execute(
+        "SELECT e.xid::text AS xid, e.seq FROM events e WHERE e.account_id = %s "
+        f"AND {committed_after('(%s::xid8, %s)')} ORDER BY e.xid DESC, e.seq DESC LIMIT 1",
+        (account_id, "0", 0)).fetchone()
+    return encode_cursor(row["xid"], row["seq"]) if row else encode_cursor("0", 0)
 
 
 def purge_older_than(conn, *, days: int, batch: int = 5000) -> int:

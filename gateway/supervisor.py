@@ -104,6 +104,7 @@ def run_up(port: int | None = None, host: str | None = None, data_dir: str | Non
         base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
         sandbox_port = 8100 if _port_free("127.0.0.1", 8100) else _free_port("127.0.0.1")
         sandbox = _ensure_sandbox(settings, data, base_url, f"http://127.0.0.1:{sandbox_port}")
+        admin_link = _demo_admin_link(settings, base_url)
         env["GATEWAY_SANDBOX_APP_SECRET"] = sandbox["app_secret"]
         # Every process writes its metrics here and a scrape of the web app adds them up; counts from an
         # earlier run would be summed in too, so the folder starts empty.
@@ -135,6 +136,11 @@ def run_up(port: int | None = None, host: str | None = None, data_dir: str | Non
         else:
             _say(f"  demo account '{DEMO_ACCOUNT}' exists; its key was shown on first run "
                  f"(new one: gateway api-keys create --account <id> --name me --scope admin)")
+        if admin_link:
+            _say(f"  web console: sign in as {DEMO_ADMIN_EMAIL} with this one-time link: {admin_link}")
+        else:
+            _say(f"  web console: {base_url}/console (as {DEMO_ADMIN_EMAIL}; new link: gateway users invite "
+                 f"--account {DEMO_ACCOUNT} --email {DEMO_ADMIN_EMAIL})")
         _say(f"  sandbox provider at {sandbox['sandbox_url']}; sandbox WhatsApp channel {sandbox['channel_id']}")
         _say("  play a customer: .venv/bin/gateway sandbox say --from +34600000001 \"Hola\"")
         _say("  Ctrl-C stops everything")
@@ -218,6 +224,27 @@ def _ensure_sandbox(settings, data: Path, gateway_url: str, sandbox_url: str) ->
     path.write_text(json.dumps(state, indent=2))
     path.chmod(0o600)
     return state
+
+
+DEMO_ADMIN_EMAIL = "admin@demo.local"
+
+
+def _demo_admin_link(settings, base_url: str) -> str | None:
+    """A one-time console sign-in link for the demo account's admin, while they have not chosen a password."""
+    from gateway import accounts, db, runtime
+    from gateway.console import invites, users
+    runtime.init(settings)
+    try:
+        with db.connection() as conn:
+            account = accounts.find_account_by_name(conn, name=DEMO_ACCOUNT)
+            user = users.find_by_email(conn, DEMO_ADMIN_EMAIL)
+            if user is not None and (user["has_password"] or user["account_id"] != account["id"]):
+                return None
+            _, token, _ = invites.invite(conn, account_id=account["id"], email=DEMO_ADMIN_EMAIL, role="admin",
+                                         name="Demo admin", actor="up")
+            return invites.link_url(base_url, token)
+    finally:
+        db.close()
 
 
 def _ensure_demo_account(settings) -> str | None:

@@ -28,10 +28,6 @@ def _cursor(value: str | None) -> tuple[str, int] | None:
     return found.group(1), int(found.group(2))
 
 
-def _encode(xid: str, seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{xid}:{seq}".encode()).decode()
-
-
 @bp.get("/events")
 @api(scope="messages:read")
 def list_events(conn, principal):
@@ -47,5 +43,5 @@ def list_events(conn, principal):
     rows = events.feed(conn, account_id=principal.account_id, after=after, limit=limit, types=types or None)
     data = [{"id": r["id"], "type": r["type"], "subject_id": r["subject_id"], "data": r["data"],
              "created_at": r["created_at"]} for r in rows]
-    nxt = _encode(rows[-1]["xid"], rows[-1]["seq"]) if rows else (request.args.get("after") or None)
+    nxt = events.encode_cursor(rows[-1]["xid"], rows[-1]["seq"]) if rows else (request.args.get("after") or None)
     return {"data": data, "next": nxt, "more": len(rows) == limit}

@@ -39,8 +39,9 @@ def openapi_path(rule: str) -> str:
 
 
 # Blueprints that speak another vendor's API (the Cloud API facade under /graph, the Twilio one under /twilio):
-# Meta and Twilio document them, in their own error shapes; the README says what the gateway adds.
-FOREIGN_APIS = ("graph.", "twilio_api.")
+# Meta and Twilio document them, in their own error shapes; the README says what the gateway adds. The web
+# console's pages (/console) are HTML for people, not an API.
+FOREIGN_APIS = ("graph.", "twilio_api.", "console.")
 
 
 def routes(app: Flask) -> list[tuple[str, str, str]]:

@@ -1,0 +1,2 @@
+"""Console pages: template (filled in by its own change)."""
+from gateway.console.blueprint import bp  # noqa: F401

@@ -1,14 +1,15 @@
-"""REST views for campaigns: create, dry run, start / pause / resume / cancel, progress and per-recipient results."""
+"""REST views for campaigns: create, dry run, start / pause / resume / cancel, progress, activity over time and
+per-recipient results."""
 from __future__ import annotations
 
 import csv
 import io
 
-from flask import Response, request
+from flask import Response, g, request
 
 from gateway import contacts
 from gateway.api.views import bp
-from gateway.campaigns import checks, feeder, store
+from gateway.campaigns import activity, checks, feeder, store
 from gateway.http import api, json_object, parse_uuid
 from gateway.problems import Problem
 
@@ -91,6 +92,24 @@ def list_campaigns(conn, principal):
 @api(scope="messages:read")
 def get_campaign(conn, principal, campaign_id):
     return _view(conn, principal, _campaign(conn, principal, campaign_id))
+
+
+@bp.get("/campaigns/<campaign_id>/activity")
+@api(scope="messages:read")
+def campaign_activity(conn, principal, campaign_id):
+    """Sends, deliveries, reads, replies and failures over time, for the campaign's chart: each counted in the
+    time bucket it happened in (``?bucket=auto|minute|hour|day``; auto: minutes up to 3 hours of activity, hours
+    up to 7 days, else days; at most 500 buckets, coarsened past that), empty buckets as zeros. Aggregates only:
+    no personal data (no read audit row)."""
+    bucket = request.args.get("bucket") or "auto"
+    if bucket not in activity.BUCKETS:
+        raise Problem(400, "Bad Filter", "bucket is auto, minute, hour or day", slug="bad-filter")
+    found = activity.activity(conn, account_id=principal.account_id,
+                              campaign_id=parse_uuid(campaign_id, "campaign"), bucket=bucket)
+    if found is None:
+        raise Problem(404, "Not Found", f"no campaign with id {campaign_id} in this account")
+    g.audit_recorded = True   # counts and times only, like /v1/reports: nothing whose read needs a row
+    return found
 
 
 def _act(conn, principal, campaign_id: str, action: str):

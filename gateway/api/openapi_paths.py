@@ -274,6 +274,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                                         response=s.DryRun, body_required=False),
     ("POST", "/v1/campaigns/<campaign_id>/start"): Op("Campaigns", "Start a campaign", response=s.CampaignChange),
     ("POST", "/v1/campaigns/<campaign_id>/pause"): Op("Campaigns", "Pause a campaign", response=s.CampaignChange),
+    ("GET", "/v1/campaigns/<campaign_id>/activity"): Op(
+        "Campaigns", "Sends, deliveries, reads, replies and failures over time", response=s.CampaignActivity,
+        query=(q("bucket", "the bucket size; auto: minute up to 3 hours of activity, hour up to 7 days, else day",
+                 enum=["auto", "minute", "hour", "day"]),)),
     ("POST", "/v1/campaigns/<campaign_id>/resume"): Op("Campaigns", "Resume a campaign",
                                                        response=s.CampaignChange),
     ("POST", "/v1/campaigns/<campaign_id>/cancel"): Op("Campaigns", "Cancel a campaign",

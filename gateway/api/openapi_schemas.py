@@ -706,6 +706,33 @@ class CampaignRecipientPage(Out):
     data = Many(CampaignRecipient)
     next = fields.Integer(required=True, allow_none=True, metadata={"description": "the ?after= of the next page"})
 
+class ActivityCounts(Out):
+    sent = Int(metadata={"description": "messages the provider accepted"})
+    delivered = Int(metadata={"description": "messages delivered (a message read with no delivery status counts, "
+                                             "at its read time)"})
+    read = Int()
+    replied = Int(metadata={"description": "recipients' first replies credited to the campaign"})
+    failed = Int()
+
+
+class ActivityBucket(ActivityCounts):
+    at = At(metadata={"description": "the bucket's start (UTC)"})
+
+
+class CampaignActivity(Out):
+    """A campaign's events over time: each counted once, in the bucket of the time it happened."""
+    bucket = Str(metadata={"description": "minute, hour or day: the one asked for, or coarser to keep to 500 "
+                                          "buckets"})
+    bucket_seconds = Int(metadata={"description": "a bucket's width: 60, 3600, or a multiple of 86400 (several "
+                                                  "days to a bucket past 500 days)"})
+    from_ = fields.DateTime(required=True, allow_none=True, data_key="from", metadata={
+        "description": "the first bucket's start; null while nothing has happened"})
+    to = OptAt(metadata={"description": "the last bucket's end (exclusive)"})
+    series = Many(ActivityBucket, metadata={"description": "every bucket from the first event's to the last's, "
+                                                          "in time order, empty ones as zeros"})
+    totals = One(ActivityCounts)
+
+
 
 # --- automation, assistant, surveys --------------------------------------------------------------------------
 

@@ -29,6 +29,10 @@ _LAST = ("LEFT JOIN LATERAL (SELECT m.id AS lm_id, m.direction AS lm_direction, 
          "c.data_key_id AS lm_key FROM messages m JOIN contacts c ON c.account_id = m.account_id AND c.id = m.contact_id "
          "WHERE m.account_id = t.account_id AND m.thread_id = t.id ORDER BY m.occurred_at DESC, m.id DESC LIMIT 1) lm "
          "ON true")
+# Who the thread is with, as an inbox row names them: the contact's name and first phone number, decrypted with
+# the contact's key (the identities in one more query for the whole page).
+_CONTACT = "JOIN contacts ct ON ct.account_id = t.account_id AND ct.id = t.contact_id"
+_CONTACT_COLUMNS = "ct.name_enc AS ct_name_enc, ct.data_key_id AS ct_key"
 
 
 def _view(conn, account_id, row: dict) -> dict:
@@ -40,8 +44,9 @@ def _view(conn, account_id, row: dict) -> dict:
 def get_thread(conn, *, account_id, thread_id) -> dict | None:
     """One thread as the inbox shows it, with its whole last message (not a preview) and its message count."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS}, t.unread_count, lm.* FROM threads t JOIN channels ch ON ch.account_id = t.account_id "
-        f"AND ch.id = t.channel_id {_LAST} WHERE t.account_id = %s AND t.id = %s", (account_id, thread_id)).fetchall()
+        f"SELECT {_COLUMNS}, t.unread_count, {_CONTACT_COLUMNS}, lm.* FROM threads t JOIN channels ch "
+        f"ON ch.account_id = t.account_id AND ch.id = t.channel_id {_CONTACT} {_LAST} "
+        "WHERE t.account_id = %s AND t.id = %s", (account_id, thread_id)).fetchall()
     if not rows:
         return None
     [out] = _with_last(conn, account_id, rows, preview=None)
@@ -94,8 +99,9 @@ def list_threads(conn, *, account_id, limit: int = 50, before=None, contact_id=N
             where.append("(t.last_activity_at, t.id) < (%s, %s)"), params.extend(before)
         order = "t.last_activity_at DESC, t.id DESC"
     rows = conn.execute(
-        f"SELECT {_COLUMNS}, t.unread_count, lm.* FROM threads t JOIN channels ch ON ch.account_id = t.account_id "
-        f"AND ch.id = t.channel_id {_LAST} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %s",
+        f"SELECT {_COLUMNS}, t.unread_count, {_CONTACT_COLUMNS}, lm.* FROM threads t JOIN channels ch "
+        f"ON ch.account_id = t.account_id AND ch.id = t.channel_id {_CONTACT} {_LAST} "
+        f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %s",
         (*params, limit)).fetchall()
     return _with_last(conn, account_id, rows)
 
@@ -104,14 +110,22 @@ def _with_last(conn, account_id, rows: list[dict], preview: int | None = PREVIEW
     from gateway import keystore
     from gateway.crypto import field_aad
     from gateway import contact_tags
-    keys = keystore.load_keys(conn, account_id=account_id, key_ids=[r["lm_key"] for r in rows if r["lm_key"]])
+    from gateway import contacts
+    keys = keystore.load_keys(conn, account_id=account_id, key_ids=[
+        *(r["lm_key"] for r in rows if r["lm_key"]), *(r["ct_key"] for r in rows)])
     tags = contact_tags.thread_tags_of_many(conn, account_id=account_id, thread_ids=[r["id"] for r in rows])
+    phones = contacts.addresses_of(conn, account_id=account_id, contact_ids=list({r["contact_id"] for r in rows}),
+                                   kind="phone") if rows else {}
     out = []
     for r in rows:
-        base = {k: v for k, v in r.items() if not k.startswith("lm_")}
+        base = {k: v for k, v in r.items() if not k.startswith(("lm_", "ct_"))}
         view = _view(conn, account_id, base)
         view["unread_count"] = r["unread_count"]
         view["tags"] = tags.get(r["id"], [])
+        contact_key = keys.get(r["ct_key"]) or keystore.load_key(conn, account_id=account_id, key_id=r["ct_key"])
+        view["contact"] = {"id": r["contact_id"], "phone": phones.get(r["contact_id"]),
+                           "name": contact_key.decrypt_text(r["ct_name_enc"], field_aad(
+                               "contacts", "name", account_id, r["contact_id"]))}
         if r["lm_id"] is None:
             view["last_message"] = None
         else:

@@ -362,9 +362,17 @@ class Thread(Out):
     assignee = fields.Nested(AgentRef, required=True, allow_none=True)
     assigned_at = OptAt()
     tags = Strs()
+class ThreadContact(Out):
+    id = Id()
+    name = OptStr(metadata={"description": "the contact's name, or null when none is known"})
+    phone = OptStr(metadata={"description": "the contact's first phone number (E.164), or null (Messenger, "
+                                            "Instagram)"})
+
+
     unread_count = Int()
     window = One(Window)
     last_message = fields.Nested(LastMessage, allow_none=True)
+    contact = One(ThreadContact, metadata={"description": "who the thread is with, as an inbox row names them"})
     last_inbound_at = OptAt()
     last_outbound_at = OptAt()
     last_activity_at = At()

@@ -43,13 +43,13 @@ class Reply:
 
 
 def call(method: str, path: str, *, json=None, query: dict | None = None, data=None,
-         content_type: str | None = None) -> Reply:
+         content_type: str | None = None, headers: dict | None = None) -> Reply:
     """``method`` ``path`` (e.g. ``/v1/threads``) as the signed-in user; the answer parsed."""
     app = current_app._get_current_object()
     query = {k: v for k, v in (query or {}).items() if v not in (None, "")}
     builder = EnvironBuilder(path=path, method=method, json=json, data=data, content_type=content_type,
                              query_string=urlencode(query, doseq=True),
-                             headers={"X-Request-Id": g.get("request_id", "")})
+                             headers={"X-Request-Id": g.get("request_id", ""), **(headers or {})})
     try:
         environ = builder.get_environ()
     finally:
@@ -68,8 +68,8 @@ def get(path: str, **query) -> Reply:
     return call("GET", path, query=query)
 
 
-def post(path: str, json=None) -> Reply:
-    return call("POST", path, json=json if json is not None else {})
+def post(path: str, json=None, headers: dict | None = None) -> Reply:
+    return call("POST", path, json=json if json is not None else {}, headers=headers)
 
 
 def patch(path: str, json) -> Reply:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import datetime, timezone
 
 from flask import Blueprint, g, render_template, request
@@ -33,6 +34,18 @@ def _context():
     nav = [(path, label) for path, label, role in NAV if user is not None and user.at_least(role)]
     return {"user": user, "nav": nav, "csrf_token": g.get("csrf_token", ""), "current_path": request.path,
             "notices": _notices()}
+
+
+@bp.app_template_global("idempotency_key")
+def idempotency_key() -> str:
+    """A fresh key for a send form: a double-clicked or resubmitted form carries the same one, and the API's
+    Idempotency-Key answers the repeat with the first answer instead of sending twice."""
+    return uuid.uuid4().hex
+
+
+def idempotency_header() -> dict:
+    key = request.form.get("idempotency_key", "")
+    return {"Idempotency-Key": key} if 0 < len(key) <= 255 else {}
 
 
 NOTICE_COOKIE = "gw_console_notice"

@@ -101,8 +101,9 @@ def update_user(conn, *, account_id, user_id, actor: str, role: str | None = Non
     if role is not None and role not in ROLES:
         raise ValueError(f"role is one of {', '.join(ROLES)}")
     row = conn.execute(
-        "UPDATE console_users SET role = coalesce(%s, role), disabled_at = CASE WHEN %s IS NULL THEN disabled_at "
-        "WHEN %s THEN coalesce(disabled_at, now()) ELSE NULL END WHERE account_id = %s AND id = %s RETURNING id",
+        "UPDATE console_users SET role = coalesce(%s, role), disabled_at = CASE WHEN %s::boolean IS NULL "
+        "THEN disabled_at WHEN %s::boolean THEN coalesce(disabled_at, now()) ELSE NULL END "
+        "WHERE account_id = %s AND id = %s RETURNING id",
         (role, disabled, disabled, account_id, user_id)).fetchone()
     if row is None:
         return None

@@ -170,6 +170,12 @@ def list_channels(conn, *, account_id) -> list[dict]:
     return [_view(r, load_credentials(conn, account_id=account_id, channel_id=r["id"])) for r in rows]
 
 
+def summaries(conn, *, account_id) -> list[dict]:
+    """Every channel by id, kind, name and status: enough to pick one, nothing of its configuration."""
+    return conn.execute("SELECT id, kind, name, status FROM channels WHERE account_id = %s ORDER BY created_at, id",
+                        (account_id,)).fetchall()
+
+
 def load_credentials(conn, *, account_id, channel_id) -> dict:
     row = conn.execute("SELECT data_key_id, credentials_enc FROM channels WHERE account_id = %s AND id = %s",
                        (account_id, channel_id)).fetchone()

@@ -45,6 +45,15 @@ def list_channels(conn, principal):
     return {"data": channels.list_channels(conn, account_id=principal.account_id)}
 
 
+@bp.get("/channels/summary")
+@api(scope="messages:read")
+def list_channel_summaries(conn, principal):
+    """Every channel of the account by id, kind, name and status only: what a key that sends, lists templates
+    or runs campaigns needs to pick a channel. The whole channel (settings, health, which credentials are
+    set) stays with admin keys."""
+    return {"data": channels.summaries(conn, account_id=principal.account_id)}
+
+
 @bp.get("/channels/<channel_id>")
 @api(scope="admin")
 def get_channel(conn, principal, channel_id):

@@ -109,6 +109,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/v1/channels"): Op("Channels", "Register a channel", body=api.ChannelCreate, response=s.Channel,
                                  status=201),
     ("GET", "/v1/channels"): Op("Channels", "List channels", response=s.ChannelPage),
+    ("GET", "/v1/channels/summary"): Op("Channels", "List channels by id, kind, name and status",
+                                        response=s.ChannelSummaryPage),
     ("GET", "/v1/channels/<channel_id>"): Op("Channels", "Read a channel", response=s.Channel),
     ("PATCH", "/v1/channels/<channel_id>"): Op("Channels", "Change a channel (name, status, credentials, settings)",
                                                body=api.ChannelUpdate, response=s.Channel),

@@ -171,6 +171,17 @@ class Channel(Out):
 ChannelPage = page("ChannelPage", Channel, cursor=False)
 
 
+class ChannelSummary(Out):
+    """A channel as any key with messages:read sees it: enough to pick one."""
+    id = Id()
+    kind = Str()
+    name = Str()
+    status = Str(metadata={"description": "active, paused or disabled"})
+
+
+ChannelSummaryPage = page("ChannelSummaryPage", ChannelSummary, cursor=False)
+
+
 # --- contacts ------------------------------------------------------------------------------------------------
 
 class Identity(Out):
@@ -351,9 +362,17 @@ class LastMessage(Out):
     occurred_at = At()
 
 
+class ThreadContact(Out):
+    id = Id()
+    name = OptStr(metadata={"description": "the contact's name, or null when none is known"})
+    phone = OptStr(metadata={"description": "the contact's first phone number (E.164), or null (Messenger, "
+                                            "Instagram)"})
+
+
 class Thread(Out):
     id = Id()
     contact_id = Id()
+    contact = One(ThreadContact, metadata={"description": "who the thread is with, as an inbox row names them"})
     channel_id = Id()
     channel_kind = Str()
     status = Str(metadata={"description": "open, pending, snoozed or resolved"})
@@ -362,17 +381,9 @@ class Thread(Out):
     assignee = fields.Nested(AgentRef, required=True, allow_none=True)
     assigned_at = OptAt()
     tags = Strs()
-class ThreadContact(Out):
-    id = Id()
-    name = OptStr(metadata={"description": "the contact's name, or null when none is known"})
-    phone = OptStr(metadata={"description": "the contact's first phone number (E.164), or null (Messenger, "
-                                            "Instagram)"})
-
-
     unread_count = Int()
     window = One(Window)
     last_message = fields.Nested(LastMessage, allow_none=True)
-    contact = One(ThreadContact, metadata={"description": "who the thread is with, as an inbox row names them"})
     last_inbound_at = OptAt()
     last_outbound_at = OptAt()
     last_activity_at = At()
@@ -683,6 +694,33 @@ class CampaignChange(Campaign):
 CampaignPage = page("CampaignPage", Campaign)
 
 
+class ActivityCounts(Out):
+    sent = Int(metadata={"description": "messages the provider accepted"})
+    delivered = Int(metadata={"description": "messages delivered (a message read with no delivery status counts, "
+                                             "at its read time)"})
+    read = Int()
+    replied = Int(metadata={"description": "recipients' first replies credited to the campaign"})
+    failed = Int()
+
+
+class ActivityBucket(ActivityCounts):
+    at = At(metadata={"description": "the bucket's start (UTC)"})
+
+
+class CampaignActivity(Out):
+    """A campaign's events over time: each counted once, in the bucket of the time it happened."""
+    bucket = Str(metadata={"description": "minute, hour or day: the one asked for, or coarser to keep to 500 "
+                                          "buckets"})
+    bucket_seconds = Int(metadata={"description": "a bucket's width: 60, 3600, or a multiple of 86400 (several "
+                                                  "days to a bucket past 500 days)"})
+    from_ = fields.DateTime(required=True, allow_none=True, data_key="from", metadata={
+        "description": "the first bucket's start; null while nothing has happened"})
+    to = OptAt(metadata={"description": "the last bucket's end (exclusive)"})
+    series = Many(ActivityBucket, metadata={"description": "every bucket from the first event's to the last's, "
+                                                          "in time order, empty ones as zeros"})
+    totals = One(ActivityCounts)
+
+
 class DryRun(Out):
     recipients = Int()
     would_send = Int()
@@ -713,33 +751,6 @@ class CampaignRecipient(Out):
 class CampaignRecipientPage(Out):
     data = Many(CampaignRecipient)
     next = fields.Integer(required=True, allow_none=True, metadata={"description": "the ?after= of the next page"})
-
-class ActivityCounts(Out):
-    sent = Int(metadata={"description": "messages the provider accepted"})
-    delivered = Int(metadata={"description": "messages delivered (a message read with no delivery status counts, "
-                                             "at its read time)"})
-    read = Int()
-    replied = Int(metadata={"description": "recipients' first replies credited to the campaign"})
-    failed = Int()
-
-
-class ActivityBucket(ActivityCounts):
-    at = At(metadata={"description": "the bucket's start (UTC)"})
-
-
-class CampaignActivity(Out):
-    """A campaign's events over time: each counted once, in the bucket of the time it happened."""
-    bucket = Str(metadata={"description": "minute, hour or day: the one asked for, or coarser to keep to 500 "
-                                          "buckets"})
-    bucket_seconds = Int(metadata={"description": "a bucket's width: 60, 3600, or a multiple of 86400 (several "
-                                                  "days to a bucket past 500 days)"})
-    from_ = fields.DateTime(required=True, allow_none=True, data_key="from", metadata={
-        "description": "the first bucket's start; null while nothing has happened"})
-    to = OptAt(metadata={"description": "the last bucket's end (exclusive)"})
-    series = Many(ActivityBucket, metadata={"description": "every bucket from the first event's to the last's, "
-                                                          "in time order, empty ones as zeros"})
-    totals = One(ActivityCounts)
-
 
 
 # --- automation, assistant, surveys --------------------------------------------------------------------------

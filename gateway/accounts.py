@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from gateway.db import uuid7
 
 SCOPES = (
-    "messages:read", "messages:send", "contacts:read", "contacts:write",
+    "messages:read", "messages:send", "contacts:read", "contacts:write", "contacts:erase",
     "templates:write", "campaigns:write", "webhooks:write", "admin",
 )
 KEY_PREFIX = "gwk_"

@@ -110,9 +110,10 @@ def get_contact(conn, principal, contact_id):
 
 
 @bp.delete("/contacts/<contact_id>")
-@api(scope="admin")
+@api(scope="contacts:erase")
 def erase_contact(conn, principal, contact_id):
-    """Erasure (GDPR Art. 17): irreversible, hence admin only."""
+    """Erasure (GDPR Art. 17): irreversible, hence its own scope, ``contacts:erase``, which no other scope but
+    admin implies (the console gives it to supervisors)."""
     try:
         erased = contacts.erase_contact(conn, account_id=principal.account_id,
                                         contact_id=parse_uuid(contact_id, "contact"), actor=principal.actor)

@@ -28,7 +28,7 @@ PATH = "/console"
 ROLE_SCOPES = {
     "agent": frozenset({"messages:read", "messages:send", "contacts:read", "contacts:write"}),
     "supervisor": frozenset({"messages:read", "messages:send", "contacts:read", "contacts:write",
-                             "templates:write", "campaigns:write"}),
+                             "contacts:erase", "templates:write", "campaigns:write"}),
     "admin": frozenset({"admin"}),
 }
 RANK = {"agent": 0, "supervisor": 1, "admin": 2}

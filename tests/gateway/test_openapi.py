@@ -75,7 +75,7 @@ def test_each_operation_states_its_scope_from_the_views_decorator(app, doc):
         else:
             assert op["security"] == []
     assert scoped > 80
-    assert doc["paths"]["/v1/contacts/{contact_id}"]["delete"]["x-scope"] == "admin"
+    assert doc["paths"]["/v1/contacts/{contact_id}"]["delete"]["x-scope"] == "contacts:erase"
     assert doc["paths"]["/v1/messages"]["post"]["x-scope"] == "messages:send"
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 

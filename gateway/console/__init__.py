@@ -3,6 +3,7 @@
 from gateway.console import signin_views  # noqa: F401  (routes on bp)
 from gateway.console import campaign_views, contact_views, inbox_views  # noqa: F401  (routes on bp)
 from gateway.console import report_views, settings_views, template_views  # noqa: F401  (routes on bp)
+from gateway.console import settings_automation_views, settings_user_views  # noqa: F401  (routes on bp)
 from gateway.console.blueprint import bp, not_found_page
 
 __all__ = ["bp", "not_found_page"]

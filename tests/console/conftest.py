@@ -182,6 +182,22 @@ def world(live):
     return World(live)
 
 
+def csrf_of(page) -> str:
+    """The CSRF token in a console page (a test client response, or its text)."""
+    text = page if isinstance(page, str) else page.get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+
+
+def session_in(client, user: dict, password: str = PASSWORD, next_path: str = "/console/inbox") -> str:
+    """Sign ``client`` (a Flask test client) in through the sign-in form, as a browser would; returns the
+    session's CSRF token, read from the ``next_path`` page."""
+    form = client.get(f"/console/signin?next={next_path}")
+    r = client.post("/console/signin", data={"email": user["email"], "password": password, "csrf_token": csrf_of(form),
+                                             "next": next_path})
+    assert r.status_code == 302, r.get_data(as_text=True)[:500]
+    return csrf_of(client.get(next_path))
+
+
 def sign_in(page, live: Live, user: dict, password: str = PASSWORD, next_path: str = "/console/inbox"):
     page.goto(f"{live.url}/console/signin?next={next_path}")
     page.get_by_label("Email").fill(user["email"])

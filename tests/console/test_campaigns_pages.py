@@ -12,7 +12,7 @@ import secrets
 
 from playwright.sync_api import expect
 
-from tests.console.conftest import PASSWORD, World, sign_in
+from tests.console.conftest import World, csrf_of, session_in, sign_in
 
 TEMPLATE = {"name": "renovacion", "language": "es", "category": "MARKETING",
             "components": [{"type": "BODY", "text": "Hola {{1}}, tu plan {{2}} se renueva el {{3}}.",
@@ -41,11 +41,7 @@ def add_contact(world: World, first_name: str, *, consent: bool = True, plan: st
 def console_client(app, user: dict):
     """A Flask test client signed in to the console as ``user`` (through the sign-in form, as a browser)."""
     client = app.test_client()
-    form = client.get("/console/signin").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
-    r = client.post("/console/signin", data={"email": user["email"], "password": PASSWORD, "csrf_token": token,
-                                             "next": "/console/inbox"})
-    assert r.status_code == 302, r.get_data(as_text=True)
+    session_in(client, user)
     return client
 
 
@@ -55,9 +51,8 @@ def field_errors(page: str) -> dict[str, str]:
             for name, message in re.findall(r'<p class="field-error" id="([a-z_]+)-error">([^<]+)</p>', page)}
 
 
-def csrf_of(client, path: str) -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+def csrf_from(client, path: str) -> str:
+    return csrf_of(client.get(path))
 
 
 # --- in the browser ------------------------------------------------------------------------------------------
@@ -146,7 +141,7 @@ def test_an_agent_gets_the_403_page_on_campaign_and_report_pages(app, live):
         assert r.status_code == 403, path
         text = r.get_data(as_text=True)
         assert "Not for your role" in text and "you are signed in as an agent" in text and "Traceback" not in text
-    r = agent.post("/console/campaigns/new", data={"csrf_token": csrf_of(agent, "/console/inbox"), "name": "x"})
+    r = agent.post("/console/campaigns/new", data={"csrf_token": csrf_from(agent, "/console/inbox"), "name": "x"})
     assert r.status_code == 403
     assert world.api("GET", "/v1/campaigns")[1]["data"] == []
 
@@ -158,7 +153,7 @@ def test_an_invalid_campaign_form_comes_back_with_each_fields_error_and_saves_no
     supervisor = console_client(app, world.users["supervisor"])
     form = supervisor.get("/console/campaigns/new").get_data(as_text=True)
     assert world.channel["id"] in form and 'value="renovacion"' in form      # the pickers are filled in
-    token = csrf_of(supervisor, "/console/campaigns/new")
+    token = csrf_from(supervisor, "/console/campaigns/new")
     base = {"csrf_token": token, "purpose": "marketing", "channel_id": world.channel["id"],
             "audience_kind": "segment", "attributes": "plan=Plus", "action": "create"}
 
@@ -219,7 +214,7 @@ def test_account_b_gets_404_for_account_a_campaign(app, live):
     assert "a-only" in listed and "renovacion" in listed
 
     # An action the state does not allow is refused in words; cancelling leaves no buttons.
-    token = csrf_of(own, "/console/campaigns")
+    token = csrf_from(own, "/console/campaigns")
     r = own.post(f"/console/campaigns/{campaign['id']}/resume", data={"csrf_token": token})
     assert r.status_code == 302 and r.headers["Location"] == f"/console/campaigns/{campaign['id']}"
     assert "a draft campaign cannot be resumed" in own.get(r.headers["Location"]).get_data(as_text=True)
@@ -234,7 +229,7 @@ def test_account_b_gets_404_for_account_a_campaign(app, live):
         r = other.get(path)
         assert r.status_code == 404, path
         assert "a-only" not in r.get_data(as_text=True)
-    token = csrf_of(other, "/console/campaigns")
+    token = csrf_from(other, "/console/campaigns")
     r = other.post(f"/console/campaigns/{campaign['id']}/start", data={"csrf_token": token})
     assert r.status_code == 404
     assert "a-only" not in other.get("/console/campaigns").get_data(as_text=True)

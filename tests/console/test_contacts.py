@@ -13,24 +13,15 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.console.conftest import PASSWORD, World, sign_in
+from tests.console.conftest import World, session_in, sign_in
 
 
 def _phone() -> str:
     return f"+3462{secrets.randbelow(10**7):07d}"
 
 
-def _csrf(text: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
-
-
 def _sign_in(client, user: dict) -> str:
-    """A console session in ``client``'s cookies; returns the session's CSRF token."""
-    form = client.get("/console/signin?next=/console/contacts").get_data(as_text=True)
-    r = client.post("/console/signin", data={"email": user["email"], "password": PASSWORD, "csrf_token": _csrf(form),
-                                             "next": "/console/contacts"})
-    assert r.status_code == 302, r.get_data(as_text=True)[:500]
-    return _csrf(client.get("/console/contacts").get_data(as_text=True))
+    return session_in(client, user, next_path="/console/contacts")
 
 
 def _customer(world: World, text: str, name: str, phone: str | None = None) -> dict:

@@ -11,24 +11,15 @@ import pytest
 
 from gateway.console.api_client import Reply
 from gateway.console.inbox_views import refusal_text, template_layout, template_parameters
-from tests.console.conftest import PASSWORD, World
+from tests.console.conftest import World, csrf_of as _csrf, session_in
 
 
 def _phone() -> str:
     return f"+3461{secrets.randbelow(10**7):07d}"
 
 
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 def _sign_in(client, user: dict) -> str:
-    """A console session in ``client``'s cookies; returns the session's CSRF token."""
-    form = client.get("/console/signin?next=/console/inbox").get_data(as_text=True)
-    r = client.post("/console/signin", data={"email": user["email"], "password": PASSWORD, "csrf_token": _csrf(form),
-                                             "next": "/console/inbox"})
-    assert r.status_code == 302, r.get_data(as_text=True)[:500]
-    return _csrf(client.get("/console/inbox").get_data(as_text=True))
+    return session_in(client, user)
 
 
 def _thread_of(world: World, phone: str, text: str, name: str) -> dict:

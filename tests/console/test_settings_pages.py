@@ -16,22 +16,15 @@ import uuid
 
 from gateway import db
 from gateway.console import auth
-from tests.console.conftest import APP_SECRET, PASSWORD, World, sign_in
+from tests.console.conftest import APP_SECRET, PASSWORD, World, csrf_of as _csrf, session_in, sign_in
 
 WRONG = "That email and password do not match"
-
-
-def _csrf(resp) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', resp.text).group(1)
 
 
 def _client(app, user: dict, password: str = PASSWORD):
     """A browser of its own (test client with its cookies), signed in as ``user``."""
     c = app.test_client()
-    form = c.get("/console/signin")
-    resp = c.post("/console/signin", data={"email": user["email"], "password": password, "csrf_token": _csrf(form),
-                                           "next": "/console/settings"})
-    assert resp.status_code == 302, resp.text
+    session_in(c, user, password, next_path="/console/settings")
     return c
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from gateway import accounts, db, runtime
 from gateway.console import auth, invites, users
-from tests.console.conftest import PASSWORD, ROOT, sign_in
+from tests.console.conftest import PASSWORD, ROOT, csrf_of as _csrf, sign_in
 
 SAME = "That email and password do not match"
 
@@ -25,10 +25,6 @@ def people():
                                         name=role.title(), role=role, actor="test", password=PASSWORD)
                 for role in users.ROLES}
     return account, made
-
-
-def _csrf(resp) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', resp.text).group(1)
 
 
 def _sign_in(client, email, password=PASSWORD, next_path="/console/updates"):

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 
 from gateway import db
-from tests.console.conftest import PASSWORD, World, _call
+from tests.console.conftest import World, _call, csrf_of as _csrf, session_in
 
 SEASONAL = {"name": "seasonal_promotion", "language": "en_US", "category": "MARKETING", "components": [
     {"type": "HEADER", "format": "TEXT", "text": "Our {{1}} is on!", "example": {"header_text": ["Summer Sale"]}},
@@ -31,16 +31,9 @@ LEGACY = {"name": "legacy_hello", "language": "en_US", "category": "UTILITY",
           "components": [{"type": "BODY", "text": "{{1}} thanks you for writing."}]}
 
 
-def _csrf(text: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
-
-
 def _sign_in(client, user: dict, next_path: str = "/console/templates") -> str:
-    form = client.get(f"/console/signin?next={next_path}").get_data(as_text=True)
-    r = client.post("/console/signin", data={"email": user["email"], "password": PASSWORD, "csrf_token": _csrf(form),
-                                             "next": next_path})
-    assert r.status_code == 302, r.get_data(as_text=True)[:500]
-    return _csrf(client.get("/console/contacts").get_data(as_text=True))
+    session_in(client, user, next_path=next_path)
+    return _csrf(client.get("/console/contacts"))
 
 
 def _sandbox(world: World, path: str, doc: dict) -> dict:

@@ -51,9 +51,12 @@ class Live:
         return self.sandbox.url
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def live(app):
-    """The gateway serving HTTP with its workers, sweeper and the sandbox, for the console package's tests."""
+    """The gateway serving HTTP with its workers, sweeper and the sandbox, for one test module. Per module, not
+    per package: these workers take jobs from the suite's queues, and the other packages' tests drain those
+    themselves, so none may outlive the console's modules (a package-scoped fixture in a folder without
+    __init__.py lasts to the end of the session)."""
     from gateway import db
     from gateway.sandbox import start
     db.close()   # a fresh pool: an earlier test may have cut every backend
@@ -85,7 +88,7 @@ def live(app):
     shutil.rmtree(logs, ignore_errors=True)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's packages chromium and chromium-driver "

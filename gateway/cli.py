@@ -231,7 +231,7 @@ def users_revoke_sessions(account, email):
         user = console_users.find_by_email(conn, email)
         if user is None or user["account_id"] != account_id:
             raise click.ClickException(f"no user {email} in that account; see `gateway users list`")
-        count = console_users.revoke_sessions(conn, account_id=account_id, user_id=user["id"])
+        count = console_users.sign_out_everywhere(conn, account_id=account_id, user_id=user["id"], actor="cli")
     click.echo(f"ended {count} session(s) of {user['email']}")
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import abort, g, redirect, request
 
-from gateway import db
-from gateway.accounts import audit
+from gateway import db, runtime
 from gateway.console import auth, invites, users
 from gateway.console.blueprint import bp, notify
 from gateway.console.settings_views import _page, _uuid   # the settings pages' shared helpers
@@ -65,7 +64,7 @@ def settings_user_invite():
         return _users_page(409, form=form, errors={"email": "This email address cannot be invited to this account. "
                                                             "Use another address."})
     return _page("settings_invited.html", "users", 201, person=person, created=created,
-                 link=invites.link_url(request.host_url, token), hours=int(users.LINK_TTL.total_seconds() // 3600))
+                 link=invites.link_url(invites.base_url(runtime.settings().public_url or request.host_url), token), hours=int(users.LINK_TTL.total_seconds() // 3600))
 
 
 @bp.post("/settings/users/<user_id>/role")
@@ -109,8 +108,6 @@ def settings_user_signout(user_id):
     me = g.console_user
     with db.connection() as conn:
         person = _person(conn, user_id)
-        ended = users.revoke_sessions(conn, account_id=me.account_id, user_id=person["id"])
-        audit(conn, account_id=me.account_id, actor=me.actor, action="console_user.sessions_revoked",
-              target_type="console_user", target_id=person["id"], detail={"sessions": ended})
+        ended = users.sign_out_everywhere(conn, account_id=me.account_id, user_id=person["id"], actor=me.actor)
     return notify(redirect("/console/settings/users"),
                   f"{person['email']} signed out everywhere ({ended} session{'s' if ended != 1 else ''} ended)")

@@ -196,6 +196,14 @@ def end_session(conn, token: str) -> None:
                  (_digest(token),))
 
 
+def sign_out_everywhere(conn, *, account_id, user_id, actor: str) -> int:
+    """End every session of the user (their next page asks them to sign in), recorded in the audit log."""
+    ended = revoke_sessions(conn, account_id=account_id, user_id=user_id)
+    audit(conn, account_id=account_id, actor=actor, action="console_user.sessions_revoked",
+          target_type="console_user", target_id=user_id, detail={"sessions": ended})
+    return ended
+
+
 def revoke_sessions(conn, *, account_id, user_id) -> int:
     return conn.execute("UPDATE console_sessions SET revoked_at = now() WHERE account_id = %s AND user_id = %s "
                         "AND revoked_at IS NULL", (account_id, user_id)).rowcount

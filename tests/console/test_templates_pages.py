@@ -176,11 +176,11 @@ def test_a_good_submission_reaches_meta_and_the_catalog(client, catalog):
     r = client.post("/console/templates/new-template", data={
         "csrf_token": csrf, "channel_id": catalog.channel["id"], "name": "pickup_ready", "language": "es",
         "category": "UTILITY", "header": "", "body": "Hola {{1}}, tu pedido ya se puede recoger.",
-        "examples": "Lucía", "footer": "", "quick_replies": "Gracias"})
+        "examples": "Marta", "footer": "", "quick_replies": "Gracias"})
     assert r.status_code == 302, r.get_data(as_text=True)[:1500]
     assert "/console/templates/pickup_ready" in r.headers["Location"]
     text = html.unescape(_page(client, r.headers["Location"]))
-    assert "Hola Lucía, tu pedido ya se puede recoger." in text and "<li>Gracias</li>" in text
+    assert "Hola Marta, tu pedido ya se puede recoger." in text and "<li>Gracias</li>" in text
 
 
 def test_agents_get_the_403_page(client, catalog):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta, timezone
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import Response, abort, make_response, redirect, render_template, request, url_for
 
 from gateway.console import api_client as api
 from gateway.console import auth
@@ -99,17 +99,18 @@ def _list_row(contact: dict) -> dict:
 
 # --- the contact page ------------------------------------------------------------------------------------------
 
-def _load(contact_id: str):
-    """(contact, None), or (None, a response): the error page, or a redirect from a merged id to its survivor."""
+def _load(contact_id: str) -> dict:
+    """The contact; otherwise the page ends here (abort with a response): the API's refusal as an error page, or
+    a redirect from a merged contact's id to its survivor."""
     reply = api.get(f"/v1/contacts/{contact_id}")
     if not reply.ok:
-        return None, _refused(reply, "contact")
+        abort(make_response(_refused(reply, "contact")))
     contact = reply.body
     if contact.get("merged_into"):
         target = url_for(request.endpoint, contact_id=contact["merged_into"])
-        return None, notify(redirect(target), "That contact was merged into this one: this is the contact that "
-                                              "answers for it now.", "info")
-    return contact, None
+        abort(notify(redirect(target), "That contact was merged into this one: this is the contact that answers "
+                                       "for it now.", "info"))
+    return contact
 
 
 @bp.get("/contacts/<contact_id>")
@@ -121,9 +122,7 @@ def contact(contact_id):
 def _contact_page(contact_id: str, *, status: int = 200, forms: dict | None = None, errors: dict | None = None,
                   problem: str | None = None):
     """The 360° page. ``forms``/``errors``/``problem`` redraw a refused form with what was typed and why."""
-    found, response = _load(contact_id)
-    if response is not None:
-        return response
+    found = _load(contact_id)
     cid = found["id"]
     kinds = [k for k in request.args.getlist("kinds") if k in dict(TIMELINE_KINDS)]
     timeline = api.get(f"/v1/contacts/{cid}/timeline", order="desc", limit=TIMELINE_PAGE,
@@ -257,9 +256,7 @@ def _attribute_rows(profile: dict, definitions: list[dict], typed: dict | None) 
 @bp.post("/contacts/<contact_id>/attributes")
 @auth.page("agent")
 def contact_attributes(contact_id):
-    found, response = _load(contact_id)
-    if response is not None:
-        return response
+    found = _load(contact_id)
     definitions = api.get("/v1/attribute-definitions")
     if not definitions.ok:
         return _refused(definitions, "contact")
@@ -295,9 +292,7 @@ def contact_attributes(contact_id):
 @bp.post("/contacts/<contact_id>/tags")
 @auth.page("agent")
 def contact_tags(contact_id):
-    found, response = _load(contact_id)
-    if response is not None:
-        return response
+    found = _load(contact_id)
     remove = (request.form.get("remove") or "").strip()
     add = [t.strip() for t in (request.form.get("add") or "").split(",") if t.strip()]
     if not remove and not add:
@@ -323,9 +318,7 @@ def _consent_choices(ledger: dict) -> dict:
 @bp.post("/contacts/<contact_id>/consents")
 @auth.page("supervisor")
 def contact_consent(contact_id):
-    found, response = _load(contact_id)
-    if response is not None:
-        return response
+    found = _load(contact_id)
     form = request.form
     doc = {k: form.get(k) or None for k in ("channel_kind", "purpose", "action", "source")}
     doc = {k: v for k, v in doc.items() if v is not None}
@@ -361,9 +354,7 @@ def contact_consent(contact_id):
 @auth.page("supervisor")
 def contact_export(contact_id):
     """The API's export document, handed to the browser as the download it is."""
-    found, response = _load(contact_id)
-    if response is not None:
-        return response
+    found = _load(contact_id)
     reply = api.get(f"/v1/contacts/{found['id']}/export")
     if not reply.ok:
         return _refused(reply, "contact")
@@ -428,18 +419,14 @@ def _erase_form(contact: dict, *, status: int = 200, error: str | None = None, t
 @bp.get("/contacts/<contact_id>/erase")
 @auth.page("supervisor")
 def contact_erase(contact_id):
-    found, response = _load(contact_id)
-    if response is not None:
-        return response
+    found = _load(contact_id)
     return _erase_form(found)
 
 
 @bp.post("/contacts/<contact_id>/erase")
 @auth.page("supervisor")
 def contact_erase_post(contact_id):
-    found, response = _load(contact_id)
-    if response is not None:
-        return response
+    found = _load(contact_id)
     typed = request.form.get("confirm") or ""
     if not confirmed(found, typed):
         return _erase_form(found, status=400, typed=typed,

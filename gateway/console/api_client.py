@@ -37,8 +37,10 @@ class Reply:
         """A 400/422 problem's ``errors`` by field: ``/text/body`` → ``text.body``."""
         out: dict[str, str] = {}
         for err in (self.body or {}).get("errors") or [] if isinstance(self.body, dict) else []:
-            name = str(err.get("pointer") or err.get("parameter") or "").strip("/").replace("/", ".") or "_"
-            out.setdefault(name, str(err.get("detail") or "invalid"))
+            if not isinstance(err, dict):
+                continue
+            where = err.get("pointer") or err.get("parameter") or err.get("field") or ""
+            out.setdefault(str(where).strip("/").replace("/", ".") or "_", str(err.get("detail") or "invalid"))
         return out
 
 

@@ -12,7 +12,7 @@ from gateway.automation.hours import DAYS
 from gateway.console import api_client, auth
 from gateway.console.blueprint import bp, notify
 # The settings pages' shared helpers (sub-navigation, API answers to form errors):
-from gateway.console.settings_views import _after, _body, _errors, _page, _problem_errors, _uuid
+from gateway.console.settings_views import _after, _body, _page, _problem_errors, _uuid
 
 DAY_NAMES = dict(zip(DAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")))
 HOURS_SLOTS = 2          # opening intervals offered per weekday (a split shift); a schedule with more shows them all
@@ -57,7 +57,7 @@ def settings_automation_settings():
               for raw in [(request.form.get(name) or "").strip()]}
     reply = api_client.put("/v1/automation-settings", values)
     if reply.status in (400, 422):
-        return _automations_page(422, settings=values, errors=_errors(reply) or {"_": reply.detail})
+        return _automations_page(422, settings=values, errors=reply.field_errors() or {"_": reply.detail})
     _body(reply)
     return notify(redirect("/console/settings/automations"), "Automation settings saved")
 

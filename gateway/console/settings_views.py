@@ -61,16 +61,6 @@ def _problem_errors(reply) -> list[dict]:
     return [e for e in body.get("errors") or [] if isinstance(e, dict)]
 
 
-def _errors(reply) -> dict[str, str]:
-    """A refusal's field errors by dotted name (``/definition/name`` → ``definition.name``). Unlike
-    Reply.field_errors this also reads ``field``, which the webhook endpoint errors use instead of ``pointer``."""
-    out: dict[str, str] = {}
-    for err in _problem_errors(reply):
-        where = err.get("pointer") or err.get("parameter") or err.get("field") or ""
-        out.setdefault(str(where).strip("/").replace("/", ".") or "_", str(err.get("detail") or "invalid"))
-    return out
-
-
 def _uuid(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -188,7 +178,7 @@ def settings_key_create():
         return _keys_page(400, form=form, errors=errors)
     reply = api_client.post("/v1/api-keys", form)
     if reply.status in (400, 422):
-        found = {("scopes" if k.startswith("scopes") else k): v for k, v in _errors(reply).items()}
+        found = {("scopes" if k.startswith("scopes") else k): v for k, v in reply.field_errors().items()}
         return _keys_page(422, form=form, errors=found or {"_": reply.detail})
     made = _body(reply)
     return _page("settings_key_made.html", "keys", 201, key=made)
@@ -240,7 +230,7 @@ def settings_webhook_create():
                 doc[name] = f.get(name).strip()
     reply = api_client.post("/v1/webhook-endpoints", doc)
     if reply.status in (400, 403, 422):
-        found = {k.split(".")[0]: v for k, v in _errors(reply).items()}
+        found = {k.split(".")[0]: v for k, v in reply.field_errors().items()}
         if reply.status == 403 or not found:
             found["_"] = reply.detail
         return _webhooks_page(reply.status, form=form, errors=found)

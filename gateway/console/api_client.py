@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from flask import current_app, g
+from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder
 
 ENVIRON_KEY = "gateway.console_principal"
@@ -34,7 +35,8 @@ class Reply:
         return f"error {self.status}"
 
     def field_errors(self) -> dict[str, str]:
-        """A 400/422 problem's ``errors`` by field: ``/text/body`` → ``text.body``."""
+        """A 400/422 problem's ``errors`` by field: ``/text/body`` → ``text.body``. The field is named by
+        ``pointer`` (most routes), ``parameter`` (query parameters) or ``field`` (webhook endpoints)."""
         out: dict[str, str] = {}
         for err in (self.body or {}).get("errors") or [] if isinstance(self.body, dict) else []:
             if not isinstance(err, dict):
@@ -64,6 +66,18 @@ def call(method: str, path: str, *, json=None, query: dict | None = None, data=N
     raw = response.get_data()
     body = response.get_json(silent=True) if response.is_json else None
     return Reply(response.status_code, body, dict(response.headers), raw)
+
+
+def allowed(path: str, method: str = "GET") -> bool:
+    """Whether the signed-in person's scopes admit the route at ``path`` (the scope its view declares), so a page
+    can leave out what the API would only refuse instead of asking."""
+    app = current_app._get_current_object()
+    try:
+        endpoint, _ = app.url_map.bind("").match(path, method)
+    except HTTPException:
+        return False
+    scope = getattr(app.view_functions[endpoint], "required_scope", None)
+    return scope is None or g.console_user.allows(scope)
 
 
 def get(path: str, **query) -> Reply:

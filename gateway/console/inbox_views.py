@@ -64,12 +64,21 @@ def _waiting_since(thread: dict):
     return None
 
 
-def _teams(threads: list[dict], selected: str) -> list[tuple[str, str]]:
-    """(id, name) of the account's teams. Listing them takes the admin scope: others get the teams the threads
-    shown belong to, so the filter still works for what is on screen."""
+def _account_teams() -> list[tuple[str, str]] | None:
+    """(id, name) of the account's teams; None when the person may not list them (GET /v1/teams takes the admin
+    scope), without asking the API for a refusal on every page."""
+    if not api_client.allowed("/v1/teams"):
+        return None
     reply = api_client.get("/v1/teams")
-    if reply.ok:
-        return [(str(t["id"]), t["name"]) for t in reply.body["data"]]
+    return [(str(t["id"]), t["name"]) for t in reply.body["data"]] if reply.ok else None
+
+
+def _teams(threads: list[dict], selected: str) -> list[tuple[str, str]]:
+    """(id, name) of the account's teams; those who may not list them get the teams the threads shown belong
+    to, so the filter still works for what is on screen."""
+    listed = _account_teams()
+    if listed is not None:
+        return listed
     seen = {str(t["team"]["id"]): t["team"]["name"] for t in threads if t.get("team")}
     if selected and selected not in seen:
         seen[selected] = "the chosen team"
@@ -124,11 +133,10 @@ def _thread_page(thread_id: str, forms: dict, status: int = 200):
         _template_choices(t, forms)
     by_id = {m["id"]: m for m in page["data"]}
     reply_to = by_id.get(forms["reply"].get("reply_to"))
-    teams = api_client.get("/v1/teams")
     return render_template(
         "console/thread.html", live=True, t=t, timeline=timeline, by_id=by_id, page=page, mode=mode, forms=forms,
         reply_to=reply_to, channel_label=_kind_label(t["channel_kind"]), statuses=STATUSES,
-        teams=[(str(x["id"]), x["name"]) for x in teams.body["data"]] if teams.ok else None,
+        teams=_account_teams(),
         notes_error=None if notes.ok else notes.detail, mine=str(g.console_user.agent_id),
         inline_images=INLINE_IMAGES), status
 

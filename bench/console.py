@@ -21,7 +21,6 @@ The last line is one JSON object: {"inbox_page_p99_ms", "thread_page_p99_ms", ..
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _embedded import embedded_gateway  # noqa: E402
-from threads import Seeder, log, pct  # noqa: E402
+from threads import Seeder, data_set_args, log, pct  # noqa: E402
 
 PASSWORD = "bench-console-password"
 
@@ -134,14 +133,7 @@ def bench(n_threads: int, n_messages: int, rounds: int) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="10,000 threads, 100,000 messages (under a minute)")
-    p.add_argument("--threads", type=int, default=100_000)
-    p.add_argument("--messages", type=int, default=1_000_000)
-    p.add_argument("--rounds", type=int, default=500, help="timed requests per page kind")
-    args = p.parse_args()
-    n_threads, n_messages, rounds = ((10_000, 100_000, 200) if args.quick
-                                     else (args.threads, args.messages, args.rounds))
+    n_threads, n_messages, rounds = data_set_args(__doc__.split("\n")[0])
     with embedded_gateway():
         result = bench(n_threads, n_messages, rounds)
         first = ("inbox_page_p99_ms", "thread_page_p99_ms")

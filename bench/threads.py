@@ -448,8 +448,10 @@ def reports_tz():
     return ZoneInfo("Europe/Madrid")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def data_set_args(description: str) -> tuple[int, int, int]:
+    """The command line of the benches on this data set (this one and bench/console.py): (threads, messages,
+    rounds), with --quick's small set."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="10,000 threads, 100,000 messages (under a minute)")
     p.add_argument("--threads", type=int, default=100_000)
     p.add_argument("--messages", type=int, default=1_000_000)
@@ -459,7 +461,11 @@ def main() -> None:
                                      else (args.threads, args.messages, args.rounds))
     if n_messages < 100 * len(range(0, n_threads, 100)) + 9 * (n_threads - len(range(0, n_threads, 100))):
         p.error("give at least about 10 messages per thread")
+    return n_threads, n_messages, rounds
 
+
+def main() -> None:
+    n_threads, n_messages, rounds = data_set_args(__doc__.split("\n")[0])
     with embedded_gateway():
         result = bench(n_threads, n_messages, rounds)
         first = ("inbox_p99_ms", "messages_p99_ms", "timeline_p99_ms", "report_30d_s")

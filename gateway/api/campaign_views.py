@@ -80,11 +80,15 @@ def list_campaigns(conn, principal):
     if state is not None and state not in ("draft", "scheduled", "running", "paused", "completed", "cancelled"):
         raise Problem(400, "Bad Filter", "state is draft, scheduled, running, paused, completed or cancelled",
                       slug="bad-filter")
+    counts = request.args.get("counts", "false")
+    if counts not in ("true", "false"):
+        raise Problem(400, "Bad Filter", "counts is true (each campaign with its counts, as GET /v1/campaigns/{id} "
+                      "gives them) or false", slug="bad-filter")
     before = request.args.get("before")
     limit = min(max(request.args.get("limit", 50, type=int), 1), 200)
     rows = store.list_campaigns(conn, account_id=principal.account_id, state=state, limit=limit,
                                 before=parse_uuid(before, "cursor") if before else None)
-    return {"data": [_view(conn, principal, r, with_counts=False) for r in rows],
+    return {"data": [_view(conn, principal, r, with_counts=counts == "true") for r in rows],
             "next": str(rows[-1]["id"]) if len(rows) == limit else None}
 
 

@@ -268,7 +268,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                   status=201),
     ("GET", "/v1/campaigns"): Op("Campaigns", "List campaigns", response=s.CampaignPage, query=(
         q("state", enum=["draft", "scheduled", "running", "paused", "completed", "cancelled"]),
-        q("before", "the previous page's `next`", **UUID), limit())),
+        q("before", "the previous page's `next`", **UUID),
+        q("counts", "true: each campaign with its `counts` and `pace_per_s_effective`, as one campaign's read has "
+                    "them", enum=["true", "false"]), limit())),
     ("POST", "/v1/campaigns/dry-run"): Op("Campaigns", "Dry run of an unsaved campaign", body=r.CampaignBody,
                                           response=s.DryRun),
     ("GET", "/v1/campaigns/<campaign_id>"): Op("Campaigns", "A campaign with its progress", response=s.Campaign),

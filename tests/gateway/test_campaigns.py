@@ -152,6 +152,11 @@ def test_a_campaign_sends_once_per_consenting_recipient_and_records_every_skip(c
     inbox.post_meta("whatsapp", wa_body(ch["external_id"], messages=[text(ana_phone.lstrip("+"), "¡Gracias!",
                                                                           ts=int(time.time()))]))
     _run(inbox, lambda: _get(inbox, campaign)["counts"]["replied"] == 1, what="the reply counted")
+    # The list gives the same counts with counts=true (a dashboard's one read), none without.
+    listed = inbox.api("GET", "/v1/campaigns?counts=true").json["data"]
+    assert [c["counts"] for c in listed] == [_get(inbox, campaign)["counts"]]
+    assert "counts" not in inbox.api("GET", "/v1/campaigns").json["data"][0]
+    assert inbox.api("GET", "/v1/campaigns?counts=yes").status_code == 400
     # The contact's data export names the campaign and what happened to them in it.
     exported = inbox.api("GET", f"/v1/contacts/{ana}/export").json["campaigns"]
     assert [(e["campaign_id"], e["state"]) for e in exported] == [(campaign["id"], "queued")]
